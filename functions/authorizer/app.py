@@ -1,0 +1,33 @@
+"""The REQUEST authorizer: x-api-key -> tenant and role, as an IAM policy API Gateway caches."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tracker.auth import authenticate, policy
+from tracker.dynamodb import tenant_store
+from tracker.errors import Unauthorized
+from tracker.http import logger, metrics, tracer
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((value for key, value in headers.items() if key.lower() == name), None)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
+    try:
+        principal = authenticate(tenant_store(), _header(event, "x-api-key"))
+    except Unauthorized:
+        metrics.add_metric(name="KeysRefused", unit=MetricUnit.Count, value=1)
+        # The exact message API Gateway turns into a 401.
+        raise Exception("Unauthorized") from None  # noqa: TRY002
+    metrics.add_metric(
+        name="KeysAccepted" if principal.active else "KeysOfInactiveTenants", unit=MetricUnit.Count, value=1
+    )
+    logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
+    return policy(principal, event["methodArn"])

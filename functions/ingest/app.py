@@ -1,0 +1,67 @@
+"""POST /v1/events and /v1/events/batch: each event stored once, whatever the retries."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tracker import events
+from tracker.dynamodb import event_store
+from tracker.errors import ApiError
+from tracker.http import create_app, error_responses, lambda_entry, metrics, model_response, tenant_id_of
+from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
+from tracker.settings import get_settings
+from tracker.timefmt import utc_now
+
+app = create_app()
+
+
+def _count(accepted: int, duplicates: int, rejected: int) -> None:
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=accepted)
+    metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=duplicates)
+    metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=rejected)
+
+
+@app.post(
+    "/v1/events",
+    summary="Record one event",
+    tags=["events"],
+    responses={
+        201: {"description": "Stored", "content": {"application/json": {"model": EventStatus}}},
+        200: {
+            "description": "Already stored with the same content",
+            "content": {"application/json": {"model": EventStatus}},
+        },
+        **error_responses(400, 401, 403, 409, 413, 422, 429, 503),
+    },
+)
+def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
+    try:
+        record = events.to_record(event, tenant_id_of(app), utc_now())
+    except ApiError:
+        _count(0, 0, 1)
+        raise
+    stored = events.store_event(event_store(), record)
+    _count(stored.status == "accepted", stored.status == "duplicate", 0)
+    status = 201 if stored.status == "accepted" else 200
+    return model_response(status, stored.to_status())
+
+
+@app.post(
+    "/v1/events/batch",
+    summary="Record up to 500 events; each is accepted, a duplicate, or rejected on its own",
+    tags=["events"],
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+)
+def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
+    result = events.ingest_batch(
+        event_store(), batch.events, tenant_id_of(app), utc_now(), get_settings().ingest_concurrency
+    )
+    _count(result.accepted, result.duplicates, result.rejected)
+    return result
+
+
+lambda_handler = lambda_entry(
+    app, body_limits={"POST /v1/events": MAX_EVENT_BYTES, "POST /v1/events/batch": MAX_BATCH_BYTES}
+)

@@ -1,0 +1,35 @@
+"""GET /v1/users/{user_id}/events: a user's events in a time range, in pages."""
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from tracker.dynamodb import event_store
+from tracker.events import EventFilter, query_user_events
+from tracker.http import create_app, error_responses, lambda_entry, path_parameter, tenant_id_of
+from tracker.models import Action, EventPage, QueryTime
+
+app = create_app()
+
+
+@app.get(
+    "/v1/users/<user_id>/events",
+    summary="A user's events with occurred_at in [from, to)",
+    tags=["events"],
+    responses=error_responses(400, 401, 403, 422, 429, 503),
+)
+def get_user_events(  # noqa: PLR0917 - one argument per query parameter
+    user_id: str,  # noqa: ARG001 - routed but still percent-encoded; the decoded one is read below
+    from_: Annotated[QueryTime | None, Query(alias="from", description="Inclusive start (RFC 3339)")] = None,
+    to: Annotated[QueryTime | None, Query(description="Exclusive end (RFC 3339)")] = None,
+    action: Annotated[Action | None, Query(description="Only this action")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
+) -> EventPage:
+    event_filter = EventFilter(start=from_, end=to, action=action, descending=order == "desc", limit=limit)
+    # The routed user_id is still percent-encoded; the path parameter is the decoded one.
+    return query_user_events(event_store(), tenant_id_of(app), path_parameter(app, "user_id"), event_filter, cursor)
+
+
+lambda_handler = lambda_entry(app)

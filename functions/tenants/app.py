@@ -1,0 +1,82 @@
+"""Admin routes: tenants and their API keys."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from tracker import tenants
+from tracker.dynamodb import tenant_store
+from tracker.http import create_app, error_responses, lambda_entry, model_response, require_admin
+from tracker.models import ApiKeyCreated, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+
+app = create_app()
+ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
+
+
+@app.post(
+    "/v1/tenants",
+    summary="Create a tenant and its first API key (shown once)",
+    tags=["tenants"],
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": TenantCreated}}},
+        **error_responses(409, *ADMIN_ERRORS),
+    },
+)
+def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCreated]:
+    require_admin(app)
+    return model_response(201, tenants.create_tenant(tenant_store(), request))
+
+
+@app.get(
+    "/v1/tenants", summary="List tenants (never their keys)", tags=["tenants"], responses=error_responses(*ADMIN_ERRORS)
+)
+def list_tenants(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> TenantPage:
+    require_admin(app)
+    return tenants.list_tenants(tenant_store(), limit, cursor)
+
+
+@app.patch(
+    "/v1/tenants/<tenant_id>",
+    summary="Deactivate or reactivate a tenant, or set its rate limit",
+    tags=["tenants"],
+    responses=error_responses(*ADMIN_ERRORS),
+)
+def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
+    require_admin(app)
+    return tenants.update_tenant(tenant_store(), tenant_id, patch)
+
+
+@app.post(
+    "/v1/tenants/<tenant_id>/keys",
+    summary="Add an API key to a tenant (rotation: old keys work until revoked)",
+    tags=["tenants"],
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}},
+        **error_responses(*ADMIN_ERRORS),
+    },
+)
+def create_key(tenant_id: str) -> Response[ApiKeyCreated]:
+    require_admin(app)
+    return model_response(201, tenants.create_key(tenant_store(), tenant_id))
+
+
+@app.delete(
+    "/v1/tenants/<tenant_id>/keys/<key_id>",
+    summary="Revoke an API key",
+    tags=["tenants"],
+    responses={204: {"description": "Revoked"}, **error_responses(*ADMIN_ERRORS)},
+)
+def revoke_key(tenant_id: str, key_id: str) -> Response[None]:
+    require_admin(app)
+    tenants.revoke_key(tenant_store(), tenant_id, key_id)
+    return Response(status_code=204)
+
+
+ADMIN_BODY_LIMIT = 16 * 1024
+lambda_handler = lambda_entry(
+    app, body_limits={"POST /v1/tenants": ADMIN_BODY_LIMIT, "PATCH /v1/tenants/{tenant_id}": ADMIN_BODY_LIMIT}
+)

@@ -1,0 +1,80 @@
+"""Who a key is, and the IAM policy API Gateway enforces (and caches) for it.
+
+The policy covers every route the key's role may call, not just the one asked for, because
+API Gateway caches one answer per key for all routes. Tenant keys may call everything but
+``/v1/tenants``; admin keys only ``/v1/tenants``; an inactive tenant's keys nothing (403).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from tracker.errors import Unauthorized
+from tracker.records import Role
+from tracker.storage import TenantStore
+from tracker.tenants import hash_api_key
+
+ADMIN_PATHS = ("v1/tenants", "v1/tenants/*")
+DATA_PATHS = ("v1/*",)
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    tenant_id: str | None
+    active: bool
+
+    def context(self) -> dict[str, str]:
+        """What the handlers read from ``requestContext.authorizer`` (strings only)."""
+        return {"tenant_id": self.tenant_id or "", "role": self.role, "key_id": self.key_id}
+
+
+def authenticate(store: TenantStore, api_key: str | None) -> Principal:
+    """The principal of a key; Unauthorized for a missing, unknown or revoked key."""
+    if not api_key:
+        raise Unauthorized("A valid x-api-key header is required.")
+    key_hash = hash_api_key(api_key)
+    key = store.get_key_by_hash(key_hash)
+    # The lookup is by hash; comparing again in constant time keeps timing flat all the same.
+    if key is None or not hmac.compare_digest(key.key_hash, key_hash):
+        raise Unauthorized("A valid x-api-key header is required.")
+    active = True
+    if key.tenant_id is not None:
+        tenant = store.get_tenant(key.tenant_id)
+        active = tenant is not None and tenant.active
+    return Principal(key_id=key.key_id, role=key.role, tenant_id=key.tenant_id, active=active)
+
+
+def api_arn_prefix(method_arn: str) -> str:
+    """``arn:aws:execute-api:region:account:api/stage`` of a method ARN."""
+    arn, _, path = method_arn.partition("/")
+    stage = path.split("/", 1)[0]
+    return f"{arn}/{stage}"
+
+
+def policy(principal: Principal, method_arn: str) -> dict[str, Any]:
+    prefix = api_arn_prefix(method_arn)
+    everything = [f"{prefix}/*/*"]
+    admin = [f"{prefix}/*/{path}" for path in ADMIN_PATHS]
+    statements: list[dict[str, Any]]
+    if not principal.active:
+        statements = [_statement("Deny", everything)]
+    elif principal.role == "admin":
+        statements = [_statement("Allow", admin)]
+    else:
+        statements = [
+            _statement("Allow", [f"{prefix}/*/{path}" for path in DATA_PATHS]),
+            _statement("Deny", admin),
+        ]
+    return {
+        "principalId": principal.key_id,
+        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
+        "context": principal.context(),
+    }
+
+
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}

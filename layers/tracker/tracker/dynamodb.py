@@ -1,0 +1,353 @@
+"""The DynamoDB stores: the only module that talks to AWS. Clients are made on first use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tracker.models import compact_json
+from tracker.records import (
+    ApiKeyRecord,
+    EventRecord,
+    RateLimitRecord,
+    TenantRecord,
+    event_pk,
+    user_key,
+)
+from tracker.settings import get_settings
+from tracker.storage import DuplicateName, StoreUnavailable, UserEventsQuery
+from tracker.timefmt import format_utc, parse_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+
+# Errors that retrying later can cure: they become a 503 with Retry-After, never a 500.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+
+
+@cache
+def dynamodb_client() -> DynamoDBClient:
+    """One client per process, with the retry mode and timeouts of the settings."""
+    settings = get_settings()
+    config = Config(
+        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        connect_timeout=settings.aws_connect_timeout_seconds,
+        read_timeout=settings.aws_read_timeout_seconds,
+        max_pool_connections=settings.ingest_concurrency + 4,
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turns throttling, 5xx and connection failures (after botocore's retries) into StoreUnavailable."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in TRANSIENT_ERROR_CODES:
+            raise StoreUnavailable(str(error)) from error
+        raise
+    except BotoCoreError as error:
+        raise StoreUnavailable(str(error)) from error
+
+
+def _s(value: str) -> Item:
+    return {"S": value}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+# ---------------------------------------------------------------- events
+
+
+def event_to_item(record: EventRecord) -> Item:
+    item = {
+        "pk": _s(record.pk),
+        "user_key": _s(record.user_key),
+        "occurred_key": _s(record.occurred_key),
+        "received_part": _s(record.received_part),
+        "received_key": _s(record.received_key),
+        "tenant_id": _s(record.tenant_id),
+        "event_id": _s(record.event_id),
+        "user_id": _s(record.user_id),
+        "action": _s(record.action),
+        "occurred_at": _s(format_utc(record.occurred_at)),
+        "received_at": _s(format_utc(record.received_at)),
+        "fingerprint": _s(record.fingerprint),
+    }
+    if record.metadata is not None:
+        # Stored as JSON text: DynamoDB has no floats, NaN or arbitrary precision numbers.
+        item["metadata"] = _s(compact_json(record.metadata))
+    return item
+
+
+def event_from_item(item: Item) -> EventRecord:
+    metadata = item.get("metadata")
+    return EventRecord(
+        tenant_id=item["tenant_id"]["S"],
+        event_id=item["event_id"]["S"],
+        user_id=item["user_id"]["S"],
+        action=item["action"]["S"],
+        occurred_at=parse_utc(item["occurred_at"]["S"]),
+        received_at=parse_utc(item["received_at"]["S"]),
+        metadata=json.loads(metadata["S"]) if metadata else None,
+        fingerprint=item["fingerprint"]["S"],
+    )
+
+
+class DynamoEventStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def put_new(self, record: EventRecord) -> EventRecord | None:
+        try:
+            with translated_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=event_to_item(record),
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as error:
+            if _error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return event_from_item(error.response["Item"])  # type: ignore[typeddict-item]
+        return None
+
+    def query_user_events(self, query: UserEventsQuery) -> tuple[list[EventRecord], bool]:
+        partition = user_key(query.tenant_id, query.user_id)
+        # occurred_key is "{time}#{event_id}", so BETWEEN start AND end is [start, end).
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by_user_time",
+            "KeyConditionExpression": "user_key = :user AND occurred_key BETWEEN :start AND :end",
+            "ExpressionAttributeValues": {
+                ":user": _s(partition),
+                ":start": _s(format_utc(query.start) if query.start else "0"),
+                ":end": _s(format_utc(query.end) if query.end else "9"),
+            },
+            "ScanIndexForward": not query.descending,
+        }
+        if query.action is not None:
+            request["FilterExpression"] = "#action = :action"
+            request["ExpressionAttributeNames"] = {"#action": "action"}
+            request["ExpressionAttributeValues"][":action"] = _s(query.action)
+        if query.after is not None:
+            event_id = query.after.split("#", 1)[1]
+            request["ExclusiveStartKey"] = {
+                "user_key": _s(partition),
+                "occurred_key": _s(query.after),
+                "pk": _s(event_pk(query.tenant_id, event_id)),
+            }
+        # One item more than asked tells whether another page follows.
+        wanted = query.limit + 1
+        items: list[Item] = []
+        while True:
+            if query.action is None:
+                request["Limit"] = wanted - len(items)
+            with translated_errors():
+                page = self._client.query(**request)
+            items.extend(page.get("Items", []))
+            last_key = page.get("LastEvaluatedKey")
+            if len(items) >= wanted or not last_key:
+                break
+            request["ExclusiveStartKey"] = last_key
+        return [event_from_item(item) for item in items[: query.limit]], len(items) > query.limit
+
+    def ping(self) -> None:
+        try:
+            with translated_errors():
+                self._client.describe_table(TableName=self._table)
+        except ClientError as error:  # a missing table or a denied call: unhealthy all the same
+            raise StoreUnavailable(str(error)) from error
+
+
+# ---------------------------------------------------------------- tenants
+
+TENANT_SK = "TENANT"
+ADMIN_OWNER = "ADMIN"
+
+
+def _tenant_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def _key_owner(tenant_id: str | None) -> str:
+    return _tenant_pk(tenant_id) if tenant_id else ADMIN_OWNER
+
+
+def tenant_to_item(tenant: TenantRecord) -> Item:
+    created = format_utc(tenant.created_at)
+    item = {
+        "pk": _s(_tenant_pk(tenant.tenant_id)),
+        "sk": _s(TENANT_SK),
+        "list_pk": _s(TENANT_SK),
+        "list_sk": _s(f"{created}#{tenant.tenant_id}"),
+        "tenant_id": _s(tenant.tenant_id),
+        "name": _s(tenant.name),
+        "timezone": _s(tenant.timezone),
+        "active": {"BOOL": tenant.active},
+        "created_at": _s(created),
+    }
+    if tenant.rate_limit is not None:
+        item["rate"] = {"N": repr(tenant.rate_limit.rate)}
+        item["burst"] = {"N": str(tenant.rate_limit.burst)}
+    return item
+
+
+def tenant_from_item(item: Item) -> TenantRecord:
+    rate_limit = None
+    if "rate" in item:
+        rate_limit = RateLimitRecord(rate=float(item["rate"]["N"]), burst=int(item["burst"]["N"]))
+    return TenantRecord(
+        tenant_id=item["tenant_id"]["S"],
+        name=item["name"]["S"],
+        timezone=item["timezone"]["S"],
+        active=item["active"]["BOOL"],
+        created_at=parse_utc(item["created_at"]["S"]),
+        rate_limit=rate_limit,
+    )
+
+
+def _key_items(key: ApiKeyRecord) -> tuple[Item, Item]:
+    """The owner's record of the key, and the authorizer's lookup by hash."""
+    common = {
+        "key_id": _s(key.key_id),
+        "key_hash": _s(key.key_hash),
+        "role": _s(key.role),
+        "created_at": _s(format_utc(key.created_at)),
+    }
+    if key.tenant_id:
+        common["tenant_id"] = _s(key.tenant_id)
+    owner = {"pk": _s(_key_owner(key.tenant_id)), "sk": _s(f"KEY#{key.key_id}"), **common}
+    lookup = {"pk": _s(f"APIKEY#{key.key_hash}"), "sk": _s("APIKEY"), **common}
+    return owner, lookup
+
+
+def key_from_item(item: Item) -> ApiKeyRecord:
+    tenant = item.get("tenant_id")
+    return ApiKeyRecord(
+        key_id=item["key_id"]["S"],
+        key_hash=item["key_hash"]["S"],
+        role=item["role"]["S"],
+        tenant_id=tenant["S"] if tenant else None,
+        created_at=parse_utc(item["created_at"]["S"]),
+    )
+
+
+def _put_new(table: str, item: Item) -> Item:
+    return {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+
+
+class DynamoTenantStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def _key(self, pk: str, sk: str) -> Item:
+        return {"pk": _s(pk), "sk": _s(sk)}
+
+    def _get(self, pk: str, sk: str) -> Item | None:
+        with translated_errors():
+            answer = self._client.get_item(TableName=self._table, Key=self._key(pk, sk), ConsistentRead=True)
+        return answer.get("Item")
+
+    def create_tenant(self, tenant: TenantRecord, key: ApiKeyRecord) -> None:
+        name_item = {
+            "pk": _s(f"TENANT_NAME#{tenant.name.casefold()}"),
+            "sk": _s("TENANT_NAME"),
+            "tenant_id": _s(tenant.tenant_id),
+        }
+        writes = [_put_new(self._table, name_item), _put_new(self._table, tenant_to_item(tenant))]
+        writes += [_put_new(self._table, item) for item in _key_items(key)]
+        try:
+            with translated_errors():
+                self._client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise DuplicateName(tenant.name) from error
+            raise
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        item = self._get(_tenant_pk(tenant_id), TENANT_SK)
+        return tenant_from_item(item) if item else None
+
+    def list_tenants(self, limit: int, after: str | None) -> tuple[list[TenantRecord], str | None]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "tenant_list",
+            "KeyConditionExpression": "list_pk = :list",
+            "ExpressionAttributeValues": {":list": _s(TENANT_SK)},
+            "Limit": limit,
+        }
+        if after is not None:
+            tenant_id = after.rsplit("#", 1)[1]
+            request["ExclusiveStartKey"] = {
+                "list_pk": _s(TENANT_SK),
+                "list_sk": _s(after),
+                **self._key(_tenant_pk(tenant_id), TENANT_SK),
+            }
+        with translated_errors():
+            page = self._client.query(**request)
+        tenants = [tenant_from_item(item) for item in page.get("Items", [])]
+        last_key = page.get("LastEvaluatedKey")
+        return tenants, (last_key["list_sk"]["S"] if last_key else None)  # type: ignore[index]
+
+    def save_tenant(self, tenant: TenantRecord) -> None:
+        with translated_errors():
+            self._client.put_item(
+                TableName=self._table, Item=tenant_to_item(tenant), ConditionExpression="attribute_exists(pk)"
+            )
+
+    def add_key(self, key: ApiKeyRecord) -> None:
+        with translated_errors():
+            self._client.transact_write_items(
+                TransactItems=[_put_new(self._table, item) for item in _key_items(key)]  # type: ignore[misc]
+            )
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        item = self._get(f"APIKEY#{key_hash}", "APIKEY")
+        return key_from_item(item) if item else None
+
+    def delete_key(self, owner_tenant_id: str | None, key_id: str) -> bool:
+        owner_item = self._get(_key_owner(owner_tenant_id), f"KEY#{key_id}")
+        if owner_item is None:
+            return False
+        key = key_from_item(owner_item)
+        deletes = [
+            {"Delete": {"TableName": self._table, "Key": self._key(_key_owner(owner_tenant_id), f"KEY#{key_id}")}},
+            {"Delete": {"TableName": self._table, "Key": self._key(f"APIKEY#{key.key_hash}", "APIKEY")}},
+        ]
+        with translated_errors():
+            self._client.transact_write_items(TransactItems=deletes)  # type: ignore[arg-type]
+        return True
+
+
+def event_store() -> DynamoEventStore:
+    return DynamoEventStore(dynamodb_client(), get_settings().events_table)
+
+
+def tenant_store() -> DynamoTenantStore:
+    return DynamoTenantStore(dynamodb_client(), get_settings().tenants_table)

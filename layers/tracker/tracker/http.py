@@ -1,0 +1,199 @@
+"""What every HTTP function shares: the resolver, the error mapping, metrics and the entry point.
+
+A function module is then a few routes that parse, call the domain, and return a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from tracker.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    ValidationFailed,
+    pydantic_details,
+)
+from tracker.models import ErrorResponse
+from tracker.storage import StoreUnavailable
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+# Pydantic error types that mean "could not be read at all" (400), not "read but wrong" (422).
+_UNPARSEABLE = ("json_invalid", "_parsing", "_type")
+_LOCATIONS = frozenset({"body", "query", "path", "header"})
+_ERROR_DESCRIPTIONS = {
+    400: "Not JSON, a bad cursor, or a parameter that cannot be parsed",
+    401: "No key, or an unknown or revoked key",
+    403: "The key may not call this route",
+    404: "Unknown route or resource",
+    409: "Conflicts with what is stored",
+    413: "The body or one event is too large",
+    422: "JSON that breaks the schema; details lists each field",
+    429: "Over the tenant's rate; see Retry-After",
+    503: "The store is busy or down; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI ``responses`` entries for the given error statuses, all in the contract's shape."""
+    return {
+        status: {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}},
+        }
+        for status in statuses
+    }
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, ensure_ascii=False),
+        headers=dict(headers or {}),
+    )
+
+
+def model_response(status: int, model: BaseModel) -> Response[Any]:
+    """A typed route's answer with a status other than 200; the resolver serializes the model."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=model)
+
+
+def _error_response(error: ApiError) -> Response[str]:
+    return json_response(error.status, error.body(), error.headers)
+
+
+def _validation_response(error: RequestValidationError) -> Response[str]:
+    errors = list(error.errors())
+    unparseable = any(
+        (str(entry.get("type", "")).endswith(_UNPARSEABLE) and tuple(entry.get("loc", ("",)))[0] != "body")
+        or entry.get("type") == "json_invalid"
+        for entry in errors
+    )
+    details = pydantic_details(errors, drop_prefixes=_LOCATIONS)
+    failure: ApiError
+    if unparseable:
+        failure = BadRequest("The request could not be parsed.", details)
+    else:
+        failure = ValidationFailed("The request is not valid.", details)
+    return _error_response(failure)
+
+
+def create_app() -> APIGatewayRestResolver:
+    """A REST API resolver whose every error, expected or not, has the contract's shape."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    app.exception_handler(ApiError)(_error_response)
+    app.exception_handler(RequestValidationError)(_validation_response)
+
+    @app.exception_handler(StoreUnavailable)
+    def _store_unavailable(_: StoreUnavailable) -> Response[str]:
+        return _error_response(Unavailable("The store is busy; retry after the Retry-After delay."))
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return _error_response(NotFound("No such route."))
+
+    @app.exception_handler(Exception)
+    def _unexpected(_error: Exception) -> Response[str]:
+        logger.exception("Unexpected error")
+        body = {"error": {"code": "internal_error", "message": "An unexpected error occurred.", "details": []}}
+        return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
+
+    return app
+
+
+def authorizer_context(app: APIGatewayRestResolver) -> dict[str, Any]:
+    return dict(app.current_event.request_context.authorizer.raw_event or {})
+
+
+def tenant_id_of(app: APIGatewayRestResolver) -> str:
+    """The caller's tenant, as the authorizer resolved it from the key: never from the request."""
+    context = authorizer_context(app)
+    if context.get("role") != "tenant" or not context.get("tenant_id"):
+        raise Forbidden("This route needs a tenant key.")
+    return str(context["tenant_id"])
+
+
+def require_admin(app: APIGatewayRestResolver) -> None:
+    if authorizer_context(app).get("role") != "admin":
+        raise Forbidden("This route needs an admin key.")
+
+
+def path_parameter(app: APIGatewayRestResolver, name: str) -> str:
+    """A path parameter as API Gateway decoded it (the routed ``path`` is still percent-encoded)."""
+    return str((app.current_event.path_parameters or {})[name])
+
+
+def body_bytes(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The body is not valid base64.") from None
+    return str(body).encode()
+
+
+def check_body_size(event: Mapping[str, Any], limit: int | None) -> None:
+    if limit is not None and len(body_bytes(event)) > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+
+
+def lambda_entry(app: APIGatewayRestResolver, body_limits: Mapping[str, int] | None = None) -> Handler:
+    """The Lambda handler of a function: logs, traces and metrics around ``app.resolve``.
+
+    ``body_limits`` maps a route (``"POST /v1/events"``) to its largest body in bytes; a larger
+    body is refused before anything parses it.
+    """
+    limits = dict(body_limits or {})
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        route = f"{event.get('httpMethod', '')} {event.get('resource', '')}"
+        metrics.add_dimension(name="route", value=route)
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        try:
+            check_body_size(event, limits.get(route))
+        except ApiError as error:
+            result = response_to_proxy(_error_response(error))
+        else:
+            result = app.resolve(event, context)
+        status = int(result.get("statusCode", 500))
+        if status >= 400:
+            metrics.add_metric(name="ClientErrors" if status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1)
+        return result
+
+    return lambda_handler
+
+
+def response_to_proxy(response: Response[str]) -> dict[str, Any]:
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **{k: str(v) for k, v in response.headers.items()}},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,93 @@
+"""What is stored, and the DynamoDB keys of each record: the access patterns live here.
+
+Events table
+    ``pk = {tenant}#{event_id}``: one item per event, so a conditional put makes ingest idempotent.
+    GSI ``by_user_time``: ``user_key = {tenant}#{user_id}``, ``occurred_key = {occurred_at}#{event_id}``:
+    a user's events are one key range ordered by time.
+    GSI ``by_received``: ``received_part = {received hour}#{shard}``,
+    ``received_key = {received_at}#{tenant}#{event_id}``:
+    what arrived in a period, sharded so that one hot hour spreads over ``RECEIVED_SHARDS`` partitions.
+Tenants table (``pk``, ``sk``)
+    ``TENANT#{id} / TENANT``: a tenant (sparse GSI ``tenant_list`` lists them by creation).
+    ``TENANT_NAME#{name} / TENANT_NAME``: reserves a name.
+    ``{owner} / KEY#{key_id}``: a key of its owner (``TENANT#{id}`` or ``ADMIN``), with its hash.
+    ``APIKEY#{sha256} / APIKEY``: the authorizer's lookup of a key by its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from tracker.timefmt import format_utc
+
+RECEIVED_SHARDS = 8
+
+Role = Literal["tenant", "admin"]
+
+
+class EventRecord(BaseModel):
+    tenant_id: str
+    event_id: str
+    user_id: str
+    action: str
+    occurred_at: datetime
+    received_at: datetime
+    metadata: dict[str, Any] | None
+    fingerprint: str
+
+    @property
+    def pk(self) -> str:
+        return event_pk(self.tenant_id, self.event_id)
+
+    @property
+    def user_key(self) -> str:
+        return user_key(self.tenant_id, self.user_id)
+
+    @property
+    def occurred_key(self) -> str:
+        return f"{format_utc(self.occurred_at)}#{self.event_id}"
+
+    @property
+    def received_part(self) -> str:
+        shard = int(hashlib.sha256(self.pk.encode()).hexdigest()[:8], 16) % RECEIVED_SHARDS
+        return f"{format_utc(self.received_at)[:13]}#{shard}"
+
+    @property
+    def received_key(self) -> str:
+        return f"{format_utc(self.received_at)}#{self.tenant_id}#{self.event_id}"
+
+
+def event_pk(tenant_id: str, event_id: str) -> str:
+    return f"{tenant_id}#{event_id}"
+
+
+def user_key(tenant_id: str, user_id: str) -> str:
+    return f"{tenant_id}#{user_id}"
+
+
+class RateLimitRecord(BaseModel):
+    rate: float
+    burst: int
+
+
+class TenantRecord(BaseModel):
+    tenant_id: str
+    name: str
+    timezone: str
+    active: bool
+    created_at: datetime
+    rate_limit: RateLimitRecord | None = None
+
+
+class ApiKeyRecord(BaseModel):
+    """A key as stored: never the key itself, only its SHA-256 (keys are 256 random bits)."""
+
+    key_id: str
+    key_hash: str
+    role: Role
+    tenant_id: str | None
+    created_at: datetime

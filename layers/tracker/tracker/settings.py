@@ -1,0 +1,27 @@
+"""Function settings, read from the environment that ``template.yaml`` declares."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    events_table: str = ""
+    tenants_table: str = ""
+    # Boto3 timeouts and retries: a request ends (stored, or a clean 503) well inside
+    # API Gateway's 29 s and the function's timeout.
+    aws_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    aws_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    aws_max_attempts: int = Field(default=4, ge=1)
+    ingest_concurrency: int = Field(default=16, ge=1, le=64)
+
+
+@cache
+def get_settings() -> Settings:
+    """Settings of this process; cached, so call it per request, not at import."""
+    fields = Settings.model_fields
+    values = {name: os.environ[name.upper()] for name in fields if name.upper() in os.environ}
+    return Settings.model_validate(values)

@@ -1,0 +1,114 @@
+"""Tenants and their API keys. Keys are 256 random bits, shown once, stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from tracker.cursor import decode_cursor, encode_cursor
+from tracker.errors import Conflict, NotFound, Unavailable
+from tracker.models import ApiKeyCreated, RateLimit, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
+from tracker.storage import DuplicateName, StoreUnavailable, TenantStore
+from tracker.timefmt import utc_now
+
+API_KEY_PREFIX = "atk_"
+_LIST_BINDING = ("tenants",)
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _new_key(role: Role, tenant_id: str | None, now: datetime, api_key: str | None = None) -> tuple[str, ApiKeyRecord]:
+    api_key = api_key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKeyRecord(
+        key_id=f"key_{secrets.token_hex(8)}",
+        key_hash=hash_api_key(api_key),
+        role=role,
+        tenant_id=tenant_id,
+        created_at=now,
+    )
+    return api_key, record
+
+
+def tenant_out(tenant: TenantRecord) -> TenantOut:
+    rate_limit = RateLimit(rate=tenant.rate_limit.rate, burst=tenant.rate_limit.burst) if tenant.rate_limit else None
+    return TenantOut(
+        tenant_id=tenant.tenant_id,
+        name=tenant.name,
+        timezone=tenant.timezone,
+        active=tenant.active,
+        created_at=tenant.created_at,
+        rate_limit=rate_limit,
+    )
+
+
+def create_tenant(store: TenantStore, request: TenantCreate, now: datetime | None = None) -> TenantCreated:
+    now = now or utc_now()
+    tenant = TenantRecord(
+        tenant_id=f"ten_{secrets.token_hex(8)}",
+        name=request.name,
+        timezone=request.timezone,
+        active=True,
+        created_at=now,
+    )
+    api_key, key = _new_key("tenant", tenant.tenant_id, now)
+    try:
+        store.create_tenant(tenant, key)
+    except DuplicateName:
+        raise Conflict(f"A tenant named {request.name!r} exists.") from None
+    return TenantCreated(**tenant_out(tenant).model_dump(), key_id=key.key_id, api_key=api_key)
+
+
+def list_tenants(store: TenantStore, limit: int, cursor: str | None) -> TenantPage:
+    after = decode_cursor(cursor, _LIST_BINDING) if cursor else None
+    tenants, position = store.list_tenants(limit, after)
+    next_cursor = encode_cursor(position, _LIST_BINDING) if position else None
+    return TenantPage(items=[tenant_out(tenant) for tenant in tenants], next_cursor=next_cursor)
+
+
+def _existing(store: TenantStore, tenant_id: str) -> TenantRecord:
+    tenant = store.get_tenant(tenant_id)
+    if tenant is None:
+        raise NotFound(f"No tenant {tenant_id}.")
+    return tenant
+
+
+def update_tenant(store: TenantStore, tenant_id: str, patch: TenantPatch) -> TenantOut:
+    """Applies the fields the patch sets; ``rate_limit: null`` restores the default."""
+    tenant = _existing(store, tenant_id)
+    if "active" in patch.model_fields_set and patch.active is not None:
+        tenant.active = patch.active
+    if "rate_limit" in patch.model_fields_set:
+        limit = patch.rate_limit
+        tenant.rate_limit = RateLimitRecord(rate=limit.rate, burst=limit.burst) if limit else None
+    store.save_tenant(tenant)
+    return tenant_out(tenant)
+
+
+def create_key(store: TenantStore, tenant_id: str, now: datetime | None = None) -> ApiKeyCreated:
+    _existing(store, tenant_id)
+    api_key, key = _new_key("tenant", tenant_id, now or utc_now())
+    store.add_key(key)
+    return ApiKeyCreated(key_id=key.key_id, api_key=api_key)
+
+
+def revoke_key(store: TenantStore, tenant_id: str, key_id: str) -> None:
+    if not store.delete_key(tenant_id, key_id):
+        raise NotFound(f"No key {key_id} for tenant {tenant_id}.")
+
+
+def create_admin_key(store: TenantStore, api_key: str | None = None, now: datetime | None = None) -> ApiKeyCreated:
+    """The operator's bootstrap: an admin key (the given one, or a new one). Idempotent for a given key."""
+    if api_key:
+        existing = store.get_key_by_hash(hash_api_key(api_key))
+        if existing is not None and existing.role == "admin":
+            return ApiKeyCreated(key_id=existing.key_id, api_key=api_key)
+    api_key, key = _new_key("admin", None, now or utc_now(), api_key)
+    try:
+        store.add_key(key)
+    except StoreUnavailable:
+        raise Unavailable("The tenant store is busy; retry.") from None
+    return ApiKeyCreated(key_id=key.key_id, api_key=api_key)

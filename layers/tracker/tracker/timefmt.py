@@ -1,0 +1,24 @@
+"""Time as the contract writes it: RFC 3339 in, UTC with ``Z`` and milliseconds out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def format_utc(moment: datetime) -> str:
+    """``2025-10-10T18:30:00.000Z``: fixed width, so the strings sort as the instants do."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def truncate_to_millis(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def parse_utc(text: str) -> datetime:
+    """Parses a stored ``format_utc`` string back."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def utc_now() -> datetime:
+    return truncate_to_millis(datetime.now(UTC))
