@@ -40,7 +40,7 @@ tracer = Tracer()
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 # Pydantic error types that mean "could not be read at all" (400), not "read but wrong" (422).
-_UNPARSEABLE = ("json_invalid", "_parsing", "_type")
+_UNPARSEABLE = ("_parsing", "_type")
 _LOCATIONS = frozenset({"body", "query", "path", "header"})
 _ERROR_DESCRIPTIONS = {
     400: "Not JSON, a bad cursor, or a parameter that cannot be parsed",
@@ -84,16 +84,18 @@ def _error_response(error: ApiError) -> Response[str]:
     return json_response(error.status, error.body(), error.headers)
 
 
+def _is_unparseable(error: Mapping[str, Any]) -> bool:
+    """A body that is not JSON, or a query or path value of the wrong kind (``limit=abc``)."""
+    kind = str(error.get("type", ""))
+    location = next(iter(error.get("loc", ())), "")
+    return kind == "json_invalid" or (location != "body" and kind.endswith(_UNPARSEABLE))
+
+
 def _validation_response(error: RequestValidationError) -> Response[str]:
     errors = list(error.errors())
-    unparseable = any(
-        (str(entry.get("type", "")).endswith(_UNPARSEABLE) and tuple(entry.get("loc", ("",)))[0] != "body")
-        or entry.get("type") == "json_invalid"
-        for entry in errors
-    )
     details = pydantic_details(errors, drop_prefixes=_LOCATIONS)
     failure: ApiError
-    if unparseable:
+    if any(_is_unparseable(entry) for entry in errors):
         failure = BadRequest("The request could not be parsed.", details)
     else:
         failure = ValidationFailed("The request is not valid.", details)
