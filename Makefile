@@ -1,0 +1,91 @@
+# Two commands matter: `make run` (the local stack) and `make test` (every check and test).
+# Both install what they need on first use, into .venv (the SAM CLI into .venv/sam: its pins clash with moto's).
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+SAM := $(VENV)/sam/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+SAM_STAMP := $(VENV)/sam/.installed
+
+.PHONY: run test lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
+
+run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
+	$(PY) -m local_stack run
+
+test: lint typecheck template openapi-check ## Everything CI checks
+	$(PY) -m pytest tests
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(VENV)/bin/mypy layers/tracker/tracker functions local_stack ops
+
+template: $(SAM_STAMP) ## sam validate --lint and sam build (compiled packages must match the functions' architecture)
+	$(SAM) validate --lint
+	$(SAM) build --cached --parallel
+	$(PY) -m local_stack check-build .aws-sam/build
+
+openapi: $(RUN_STAMP) ## Regenerate docs/openapi.json from the handlers' models
+	$(PY) -m local_stack openapi
+
+openapi-check: $(RUN_STAMP)
+	$(PY) -m local_stack openapi --check
+
+unit: $(DEV_STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(DEV_STAMP)
+	$(PY) -m pytest tests/integration
+
+e2e: $(DEV_STAMP)
+	$(PY) -m pytest tests/e2e
+
+bench: $(DEV_STAMP) ## Cold-import times and local ingest throughput
+	$(PY) -m bench
+
+build: $(SAM_STAMP)
+	$(SAM) build --cached --parallel
+
+deploy-dev: build
+	$(SAM) deploy --config-env dev
+
+deploy-prod: build
+	$(SAM) deploy --config-env prod
+
+admin-key: $(RUN_STAMP) ## Make an admin key in a deployed stack: make admin-key STACK=activity-tracker-dev
+	$(PY) -m ops.admin_key --stack $(STACK)
+
+invoke: $(RUN_STAMP) ## Like sam local invoke, in-process: make invoke FUNCTION=IngestFunction EVENT=events/ingest/post_event.json
+	$(PY) -m local_stack invoke $(FUNCTION) -e $(EVENT)
+
+lock: $(VENV)/bin/uv ## Re-pin requirements/*.txt from requirements/*.in
+	cd requirements && for name in run dev sam; do ../$(UV) pip compile -q --python-version 3.11 $$name.in -o $$name.txt; done
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+$(VENV)/bin/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+
+$(RUN_STAMP): requirements/run.txt | $(VENV)/bin/uv
+	$(UV) pip install -q --python $(PY) -r requirements/run.txt
+	touch $@
+
+$(DEV_STAMP): requirements/dev.txt $(RUN_STAMP)
+	$(UV) pip install -q --python $(PY) -r requirements/dev.txt
+	touch $@
+
+$(SAM_STAMP): requirements/sam.txt | $(VENV)/bin/uv
+	$(PYTHON) -m venv $(VENV)/sam
+	$(UV) pip install -q --python $(VENV)/sam/bin/python -r requirements/sam.txt
+	touch $@

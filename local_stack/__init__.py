@@ -1,0 +1,15 @@
+"""The local development stack: the SAM template run without Docker and without an AWS account.
+
+Development tooling only, never deployed. Everything about the application (tables, routes, schedules,
+environment, layers) is read from ``template.yaml``:
+
+- ``template``: the template with CloudFormation intrinsics resolved for a local run.
+- ``aws``: the embedded AWS emulation (moto server) and the tables of the template.
+- ``lambdas``: the Lambda runtime emulation (worker processes per function, or in-process).
+- ``gateway``: the API Gateway REST API emulation (routes, REQUEST authorizer, gateway responses).
+- ``invoke_api``: the Lambda Invoke API, as ``sam local start-lambda`` serves it.
+- ``schedules``: the functions' ``Schedule``/``ScheduleV2`` events, run on their rate.
+- ``python -m local_stack run|invoke|openapi``: the command line.
+
+Keep this module free of imports: every worker process the Lambda emulation spawns imports it.
+"""

@@ -1,0 +1,85 @@
+"""The embedded AWS emulation: a moto server, the template's tables, and the env vars that point boto3 at it.
+
+``create_tables`` takes any DynamoDB client, so the integration tests use it with moto's in-process
+``mock_aws`` exactly as the local stack uses it with the moto server.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from local_stack.template import DEFAULT_REGION, Template
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+FAKE_CREDENTIALS = "testing"
+
+
+def check_port_free(port: int, host: str = HOST) -> None:
+    """Raises OSError naming the port when something already listens on it.
+
+    ThreadedMotoServer would otherwise wait forever for a server that failed to bind in its thread.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(error.errno, f"Port {port} on {host} is already in use") from error
+
+
+def start_moto(port: int, host: str = HOST) -> ThreadedMotoServer:
+    """A moto server serving every AWS service on ``http://{host}:{port}``; ``port=0`` picks a free one."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
+
+    check_port_free(port, host)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server
+
+
+def moto_endpoint(server: ThreadedMotoServer) -> str:
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+def emulation_env(endpoint: str, region: str = DEFAULT_REGION) -> dict[str, str]:
+    """Environment variables that point boto3 (and the AWS CLI) at the emulation, with fake credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS,
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+
+
+def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
+    """Creates every DynamoDB table of the template that does not exist yet; returns the names created.
+
+    ``dynamodb_client`` is a boto3 DynamoDB client (moto server or ``mock_aws``).
+    """
+    created = []
+    for table in template.tables.values():
+        try:
+            dynamodb_client.create_table(**table.create_kwargs)
+        except dynamodb_client.exceptions.ResourceInUseException:
+            logger.debug("Table %s exists already", table.name)
+            continue
+        dynamodb_client.get_waiter("table_exists").wait(TableName=table.name, WaiterConfig={"Delay": 1})
+        ttl = table.time_to_live
+        if ttl and ttl.get("Enabled"):
+            dynamodb_client.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+        created.append(table.name)
+    return created

@@ -1,0 +1,377 @@
+"""The Lambda runtime emulation.
+
+Each function runs in worker processes that behave like its Lambda execution environments: one
+``ProcessPoolExecutor`` per function (``spawn`` start method, workers started on demand, at most
+``max_workers`` at once), whose initializer sets the environment Lambda would set (the template's
+variables included), puts the function's CodeUri and then its layers at the front of ``sys.path`` and
+imports the handler module, so that every function imports *its own* ``app``, as in Lambda.
+
+The same set-up serves the in-process mode of ``python -m local_stack invoke`` (``LoadedFunction``).
+
+Errors come back as Lambda shapes them (``errorMessage``, ``errorType``, ``stackTrace``), flagged as
+function errors. The template's ``Timeout`` is enforced twice: inside the worker with a ``SIGALRM``
+timer counted from the start of the handler (as Lambda counts it, and it frees the worker), and by the
+caller with ``future.result(timeout=...)``, which also allows for a cold start and a queue of busy
+workers; either way the result is Lambda's ``Task timed out after N seconds`` function error.
+
+Keep this module's imports light: every worker process imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from local_stack.template import FunctionSpec, Template
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_WORKERS = 4
+# Lambda gives a function's init phase 10 s of its own; the caller's deadline allows for it (a cold start).
+INIT_ALLOWANCE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What an invocation returns: the JSON payload as Lambda sends it, and whether it is a function error."""
+
+    payload: str
+    function_error: bool = False
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a process needs to run one function like Lambda; picklable, sent to each worker."""
+
+    function_name: str
+    function_arn: str
+    handler_module: str
+    handler_function: str
+    sys_path: tuple[str, ...]
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+
+    @classmethod
+    def of(cls, spec: FunctionSpec, environment: Mapping[str, str]) -> WorkerSetup:
+        """``environment`` is what the process starts from (the emulation env included); the rest is Lambda's."""
+        log_group = f"/aws/lambda/{spec.name}"
+        lambda_env = {
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
+            "AWS_SAM_LOCAL": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "LAMBDA_TASK_ROOT": str(spec.code_uri),
+            "_HANDLER": spec.handler,
+        }
+        return cls(
+            function_name=spec.name,
+            function_arn=spec.arn,
+            handler_module=spec.handler_module,
+            handler_function=spec.handler_function,
+            sys_path=(str(spec.code_uri), *(str(path) for path in spec.layer_paths)),
+            environment={**environment, **lambda_env, **spec.environment},
+            timeout=spec.timeout,
+            memory=spec.memory,
+        )
+
+
+def _log_stream_name() -> str:
+    return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+
+
+class LambdaContext:
+    """The ``context`` argument of a handler, with the attributes and method Lambda's Python runtime gives."""
+
+    def __init__(self, setup: WorkerSetup, request_id: str) -> None:
+        self.function_name = setup.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = setup.function_arn
+        self.memory_limit_in_mb = setup.memory
+        self.aws_request_id = request_id
+        self.log_group_name = setup.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = setup.environment["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+        self.tenant_id = None
+        self._deadline = time.monotonic() + setup.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _HandlerTimeout(BaseException):  # noqa: N818 - a BaseException, so `except Exception` in a handler cannot swallow it
+    """Raised into a handler by SIGALRM when its Timeout is up."""
+
+
+def error_payload(error: BaseException, request_id: str = "", error_type: str | None = None) -> dict[str, Any]:
+    """A handler's exception the way Lambda's Python runtime reports it."""
+    return {
+        "errorMessage": str(error),
+        "errorType": error_type or type(error).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(traceback.extract_tb(error.__traceback__)),
+    }
+
+
+def timeout_payload(timeout: float, request_id: str = "") -> dict[str, Any]:
+    return {
+        "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+        "errorType": "Sandbox.Timedout",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
+
+
+def _error_result(payload: dict[str, Any]) -> InvokeResult:
+    return InvokeResult(json.dumps(payload), function_error=True)
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """Raises _HandlerTimeout in the block after ``seconds``; a no-op off the main thread (no signals there)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(_signum: int, _frame: FrameType | None) -> None:
+        raise _HandlerTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class LoadedFunction:
+    """A function's handler loaded in this process as Lambda's runtime loads it (environment, sys.path, import).
+
+    Used by each worker process, and directly by the in-process mode. An import error does not stop
+    the process: like Lambda, each invocation reports it and the next one tries the import again.
+    """
+
+    def __init__(self, setup: WorkerSetup) -> None:
+        self.setup = setup
+        os.environ.clear()
+        os.environ.update(setup.environment)
+        sys.path[:0] = [path for path in setup.sys_path if path not in sys.path]
+        self._handler: Callable[[Any, Any], Any] | None = None
+        self._init_error: dict[str, Any] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            module = importlib.import_module(self.setup.handler_module)
+            self._handler = getattr(module, self.setup.handler_function)
+            self._init_error = None
+        except Exception as error:
+            error_type = "Runtime.ImportModuleError" if isinstance(error, ImportError) else "Runtime.HandlerNotFound"
+            if not isinstance(error, ImportError | AttributeError):
+                error_type = type(error).__name__
+            self._init_error = error_payload(error, error_type=error_type)
+            self._init_error["errorMessage"] = f"Unable to import module '{self.setup.handler_module}': {error}"
+            _log_error(self.setup.function_name, error)
+
+    @property
+    def init_error(self) -> dict[str, Any] | None:
+        return self._init_error
+
+    def invoke(self, event_json: str) -> InvokeResult:
+        """Runs the handler on the event (JSON text, as Lambda receives it); never raises."""
+        request_id = str(uuid.uuid4())
+        if self._handler is None:
+            self._load()
+        if self._handler is None:
+            return _error_result({**(self._init_error or {}), "requestId": request_id})
+        context = LambdaContext(self.setup, request_id)
+        try:
+            with _alarm(self.setup.timeout):
+                result = self._handler(json.loads(event_json), context)
+        except _HandlerTimeout:
+            print(f"{request_id} Task timed out after {self.setup.timeout:.2f} seconds", file=sys.stderr)
+            return _error_result(timeout_payload(self.setup.timeout, request_id))
+        except Exception as error:
+            _log_error(self.setup.function_name, error)
+            return _error_result(error_payload(error, request_id))
+        try:
+            return InvokeResult(json.dumps(result))
+        except (TypeError, ValueError) as error:
+            payload = error_payload(error, request_id, "Runtime.MarshalError")
+            payload["errorMessage"] = f"Unable to marshal response: {error}"
+            return _error_result(payload)
+
+
+def _log_error(function_name: str, error: BaseException) -> None:
+    """What Lambda writes to the function's log for an unhandled error."""
+    trace = "".join(traceback.format_exception(error))
+    print(f"[ERROR] {function_name}: {type(error).__name__}: {error}\n{trace}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- worker processes
+
+_worker: LoadedFunction | None = None
+
+
+def _init_worker(setup: WorkerSetup) -> None:
+    global _worker  # noqa: PLW0603 - the one function this worker process runs
+    # Ctrl-C reaches the whole process group: the parent shuts the workers down, not the signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker = LoadedFunction(setup)
+
+
+def _invoke_in_worker(event_json: str) -> InvokeResult:
+    if _worker is None:  # pragma: no cover - the initializer always runs first
+        raise RuntimeError("worker not initialized")
+    return _worker.invoke(event_json)
+
+
+def _init_error_in_worker() -> dict[str, Any] | None:
+    return None if _worker is None else _worker.init_error
+
+
+class FunctionPool:
+    """The execution environments of one function: a pool of spawned worker processes."""
+
+    def __init__(self, setup: WorkerSetup, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+        self.setup = setup
+        self._max_workers = max_workers
+        self._lock = threading.Lock()
+        self._executor = self._new_executor()
+        self._closed = False
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._max_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.setup,),
+        )
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.setup.function_name} is shut down")
+            try:
+                return self._executor.submit(function, *args)
+            except BrokenProcessPool:
+                # A worker died (os._exit, a crash): start over with fresh environments, as Lambda would.
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+                return self._executor.submit(function, *args)
+
+    def submit(self, event: Any) -> Future[InvokeResult]:
+        """Starts an invocation; the future's result is the InvokeResult (without the caller's deadline)."""
+        return self._submit(_invoke_in_worker, json.dumps(event))
+
+    def invoke(self, event: Any) -> InvokeResult:
+        future = self.submit(event)
+        try:
+            result: InvokeResult = future.result(timeout=self.setup.timeout + INIT_ALLOWANCE_SECONDS)
+        except FutureTimeout:
+            future.cancel()
+            logger.warning("%s did not answer within its Timeout; its worker may be stuck", self.setup.function_name)
+            return _error_result(timeout_payload(self.setup.timeout))
+        except BrokenProcessPool as error:
+            return _error_result(error_payload(error, error_type="Runtime.ExitError"))
+        return result
+
+    def warm_up(self) -> dict[str, Any] | None:
+        """Starts one worker (a cold start ahead of time); returns the handler's init error, if any."""
+        error: dict[str, Any] | None = self._submit(_init_error_in_worker).result()
+        return error
+
+    def shutdown(self) -> None:
+        """Cancels what has not started and stops the workers, a stuck one included."""
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        processes = list(executor._processes.values())  # the pool has no public way to stop a busy worker
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 2
+        for process in processes:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=1)
+
+
+class LambdaRuntime:
+    """The functions of a template, each in its own FunctionPool, invoked by logical id or local name."""
+
+    def __init__(
+        self,
+        template: Template,
+        environment: Mapping[str, str],
+        max_workers: int = DEFAULT_MAX_WORKERS,
+    ) -> None:
+        self.template = template
+        self._pools = {
+            logical_id: FunctionPool(WorkerSetup.of(spec, environment), max_workers)
+            for logical_id, spec in template.functions.items()
+        }
+        self._names = {spec.name: logical_id for logical_id, spec in template.functions.items()}
+        self._names.update({spec.arn: logical_id for logical_id, spec in template.functions.items()})
+        self._names.update({logical_id: logical_id for logical_id in template.functions})
+
+    def resolve(self, name: str) -> str | None:
+        """The logical id of a function named by logical id, local name or ARN; None when there is none."""
+        return self._names.get(name)
+
+    def invoke(self, logical_id: str, event: Any) -> InvokeResult:
+        return self._pools[logical_id].invoke(event)
+
+    def submit(self, logical_id: str, event: Any) -> Future[InvokeResult]:
+        return self._pools[logical_id].submit(event)
+
+    def warm_up(self) -> dict[str, dict[str, Any]]:
+        """Starts one worker per function, in parallel; returns the init errors by logical id."""
+        results: dict[str, dict[str, Any]] = {}
+        threads = [
+            threading.Thread(target=lambda lid=lid, pool=pool: results.update({lid: pool.warm_up() or {}}))
+            for lid, pool in self._pools.items()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {logical_id: error for logical_id, error in results.items() if error}
+
+    def shutdown(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown()
+
+
+def invoke_in_process(spec: FunctionSpec, event: Any, environment: Mapping[str, str]) -> InvokeResult:
+    """Runs the function once in this process, set up exactly as a worker (``os.environ`` is replaced)."""
+    return LoadedFunction(WorkerSetup.of(spec, environment)).invoke(json.dumps(event))

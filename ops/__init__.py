@@ -1,0 +1,1 @@
+"""Operator commands for a deployed stack (run with the operator's AWS credentials)."""
