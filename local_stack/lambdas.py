@@ -31,7 +31,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -86,7 +86,6 @@ class WorkerSetup:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
             "AWS_LAMBDA_LOG_GROUP_NAME": log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": _log_stream_name(),
             "AWS_SAM_LOCAL": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "LAMBDA_TASK_ROOT": str(spec.code_uri),
@@ -104,21 +103,17 @@ class WorkerSetup:
         )
 
 
-def _log_stream_name() -> str:
-    return f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-
-
 class LambdaContext:
     """The ``context`` argument of a handler, with the attributes and method Lambda's Python runtime gives."""
 
-    def __init__(self, setup: WorkerSetup, request_id: str) -> None:
+    def __init__(self, setup: WorkerSetup, request_id: str, log_stream_name: str) -> None:
         self.function_name = setup.function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = setup.function_arn
         self.memory_limit_in_mb = setup.memory
         self.aws_request_id = request_id
         self.log_group_name = setup.environment["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = setup.environment["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.log_stream_name = log_stream_name
         self.identity = None
         self.client_context = None
         self.tenant_id = None
@@ -128,8 +123,8 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-class _HandlerTimeout(BaseException):  # noqa: N818 - a BaseException, so `except Exception` in a handler cannot swallow it
-    """Raised into a handler by SIGALRM when its Timeout is up."""
+class _HandlerTimeout(BaseException):
+    """Raised into a handler by SIGALRM when its Timeout is up (not an Exception: the handler cannot swallow it)."""
 
 
 def error_payload(error: BaseException, request_id: str = "", error_type: str | None = None) -> dict[str, Any]:
@@ -183,25 +178,32 @@ class LoadedFunction:
 
     def __init__(self, setup: WorkerSetup) -> None:
         self.setup = setup
+        self.log_stream_name = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         os.environ.clear()
         os.environ.update(setup.environment)
+        os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream_name
         sys.path[:0] = [path for path in setup.sys_path if path not in sys.path]
         self._handler: Callable[[Any, Any], Any] | None = None
         self._init_error: dict[str, Any] | None = None
         self._load()
 
     def _load(self) -> None:
+        module_name, function_name = self.setup.handler_module, self.setup.handler_function
         try:
-            module = importlib.import_module(self.setup.handler_module)
-            self._handler = getattr(module, self.setup.handler_function)
-            self._init_error = None
+            module = importlib.import_module(module_name)
         except Exception as error:
-            error_type = "Runtime.ImportModuleError" if isinstance(error, ImportError) else "Runtime.HandlerNotFound"
-            if not isinstance(error, ImportError | AttributeError):
-                error_type = type(error).__name__
-            self._init_error = error_payload(error, error_type=error_type)
-            self._init_error["errorMessage"] = f"Unable to import module '{self.setup.handler_module}': {error}"
-            _log_error(self.setup.function_name, error)
+            self._init_failed(error, "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+            return
+        handler = getattr(module, function_name, None)
+        if not callable(handler):
+            missing = AttributeError(f"Handler '{function_name}' missing on module '{module_name}'")
+            self._init_failed(missing, "Runtime.HandlerNotFound", str(missing))
+            return
+        self._handler, self._init_error = handler, None
+
+    def _init_failed(self, error: Exception, error_type: str, message: str) -> None:
+        _log_error(self.setup.function_name, error)
+        self._init_error = {**error_payload(error, error_type=error_type), "errorMessage": message}
 
     @property
     def init_error(self) -> dict[str, Any] | None:
@@ -214,7 +216,7 @@ class LoadedFunction:
             self._load()
         if self._handler is None:
             return _error_result({**(self._init_error or {}), "requestId": request_id})
-        context = LambdaContext(self.setup, request_id)
+        context = LambdaContext(self.setup, request_id, self.log_stream_name)
         try:
             with _alarm(self.setup.timeout):
                 result = self._handler(json.loads(event_json), context)
@@ -247,6 +249,9 @@ def _init_worker(setup: WorkerSetup) -> None:
     global _worker  # noqa: PLW0603 - the one function this worker process runs
     # Ctrl-C reaches the whole process group: the parent shuts the workers down, not the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent may block both (`run` waits for them with sigwait); the mask is inherited, and a worker
+    # must still stop on SIGTERM.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _worker = LoadedFunction(setup)
 
 
@@ -356,16 +361,11 @@ class LambdaRuntime:
 
     def warm_up(self) -> dict[str, dict[str, Any]]:
         """Starts one worker per function, in parallel; returns the init errors by logical id."""
-        results: dict[str, dict[str, Any]] = {}
-        threads = [
-            threading.Thread(target=lambda lid=lid, pool=pool: results.update({lid: pool.warm_up() or {}}))
-            for lid, pool in self._pools.items()
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return {logical_id: error for logical_id, error in results.items() if error}
+        if not self._pools:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(self._pools)) as starter:
+            errors = dict(zip(self._pools, starter.map(FunctionPool.warm_up, self._pools.values()), strict=True))
+        return {logical_id: error for logical_id, error in errors.items() if error}
 
     def shutdown(self) -> None:
         for pool in self._pools.values():

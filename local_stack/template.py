@@ -260,7 +260,7 @@ class Resolver:
             "Or": lambda arg: any(self._bool(v) for v in arg),
             "Not": lambda arg: not self._bool(_as_list(arg)[0]),
             "FindInMap": self._find_in_map,
-            "ImportValue": lambda arg: self.resolve(arg),  # the export's name: nothing to import locally
+            "ImportValue": self.resolve,  # the export's name: nothing to import locally
             "Base64": lambda arg: base64.b64encode(str(self.resolve(arg)).encode()).decode(),
             "GetAZs": lambda _arg: [f"{self._refs['AWS::Region']}{zone}" for zone in "abc"],
             "ToJsonString": lambda arg: json.dumps(self.resolve(arg), separators=(",", ":")),
@@ -486,7 +486,9 @@ class _Loader:
 
     def load(self) -> Template:
         layers = {
-            logical_id: self.local_path((resource.get("Properties") or {}).get("ContentUri"), f"{logical_id}.ContentUri")
+            logical_id: self.local_path(
+                (resource.get("Properties") or {}).get("ContentUri"), f"{logical_id}.ContentUri"
+            )
             for logical_id, resource in self.of_type(LAYER_TYPES).items()
         }
         api = self.api()
@@ -496,7 +498,9 @@ class _Loader:
         }
         if api is not None and api.authorizer_function is not None and api.authorizer_function not in functions:
             raise TemplateError(f"The authorizer function {api.authorizer_function} is not a function of the template")
-        tables = {logical_id: self.table(logical_id, resource) for logical_id, resource in self.of_type(TABLE_TYPES).items()}
+        tables = {
+            logical_id: self.table(logical_id, resource) for logical_id, resource in self.of_type(TABLE_TYPES).items()
+        }
         return Template(
             path=self.path,
             parameters=self.parameters,
@@ -512,7 +516,9 @@ class _Loader:
 
     # ------------------------------------------------------------ functions
 
-    def function(self, logical_id: str, resource: dict[str, Any], layers: dict[str, Path], api: ApiSpec | None) -> FunctionSpec:
+    def function(
+        self, logical_id: str, resource: dict[str, Any], layers: dict[str, Path], api: ApiSpec | None
+    ) -> FunctionSpec:
         properties = _merge_globals(self.globals.get("Function") or {}, resource.get("Properties") or {})
         if "CodeUri" not in properties:
             raise TemplateError(f"{logical_id}: the local stack needs a local CodeUri (InlineCode is not supported)")
@@ -550,7 +556,7 @@ class _Loader:
             if target in layers:
                 paths.append(layers[target])
             else:
-                logger.warning("%s: layer %r is not a layer of this template; it is not available locally", logical_id, layer)
+                logger.warning("%s: layer %r is not in this template, so not available locally", logical_id, layer)
         return tuple(paths)
 
     def route(self, logical_id: str, event_name: str, properties: dict[str, Any], api: ApiSpec | None) -> Route:

@@ -26,10 +26,11 @@ class Principal:
     role: Role
     tenant_id: str | None
     active: bool
+    timezone: str = "UTC"
 
     def context(self) -> dict[str, str]:
         """What the handlers read from ``requestContext.authorizer`` (strings only)."""
-        return {"tenant_id": self.tenant_id or "", "role": self.role, "key_id": self.key_id}
+        return {"tenant_id": self.tenant_id or "", "role": self.role, "key_id": self.key_id, "timezone": self.timezone}
 
 
 def authenticate(store: TenantStore, api_key: str | None) -> Principal:
@@ -41,11 +42,16 @@ def authenticate(store: TenantStore, api_key: str | None) -> Principal:
     # The lookup is by hash; comparing again in constant time keeps timing flat all the same.
     if key is None or not hmac.compare_digest(key.key_hash, key_hash):
         raise Unauthorized("A valid x-api-key header is required.")
-    active = True
-    if key.tenant_id is not None:
-        tenant = store.get_tenant(key.tenant_id)
-        active = tenant is not None and tenant.active
-    return Principal(key_id=key.key_id, role=key.role, tenant_id=key.tenant_id, active=active)
+    if key.tenant_id is None:
+        return Principal(key_id=key.key_id, role=key.role, tenant_id=None, active=True)
+    tenant = store.get_tenant(key.tenant_id)
+    return Principal(
+        key_id=key.key_id,
+        role=key.role,
+        tenant_id=key.tenant_id,
+        active=tenant is not None and tenant.active,
+        timezone=tenant.timezone if tenant else "UTC",
+    )
 
 
 def api_arn_prefix(method_arn: str) -> str:

@@ -69,7 +69,7 @@ def translated_errors() -> Iterator[None]:
         raise StoreUnavailable(str(error)) from error
 
 
-def _s(value: str) -> Item:
+def attr_s(value: str) -> Item:
     return {"S": value}
 
 
@@ -82,22 +82,22 @@ def _error_code(error: ClientError) -> str:
 
 def event_to_item(record: EventRecord) -> Item:
     item = {
-        "pk": _s(record.pk),
-        "user_key": _s(record.user_key),
-        "occurred_key": _s(record.occurred_key),
-        "received_part": _s(record.received_part),
-        "received_key": _s(record.received_key),
-        "tenant_id": _s(record.tenant_id),
-        "event_id": _s(record.event_id),
-        "user_id": _s(record.user_id),
-        "action": _s(record.action),
-        "occurred_at": _s(format_utc(record.occurred_at)),
-        "received_at": _s(format_utc(record.received_at)),
-        "fingerprint": _s(record.fingerprint),
+        "pk": attr_s(record.pk),
+        "user_key": attr_s(record.user_key),
+        "occurred_key": attr_s(record.occurred_key),
+        "received_part": attr_s(record.received_part),
+        "received_key": attr_s(record.received_key),
+        "tenant_id": attr_s(record.tenant_id),
+        "event_id": attr_s(record.event_id),
+        "user_id": attr_s(record.user_id),
+        "action": attr_s(record.action),
+        "occurred_at": attr_s(format_utc(record.occurred_at)),
+        "received_at": attr_s(format_utc(record.received_at)),
+        "fingerprint": attr_s(record.fingerprint),
     }
     if record.metadata is not None:
         # Stored as JSON text: DynamoDB has no floats, NaN or arbitrary precision numbers.
-        item["metadata"] = _s(compact_json(record.metadata))
+        item["metadata"] = attr_s(compact_json(record.metadata))
     return item
 
 
@@ -143,22 +143,22 @@ class DynamoEventStore:
             "IndexName": "by_user_time",
             "KeyConditionExpression": "user_key = :user AND occurred_key BETWEEN :start AND :end",
             "ExpressionAttributeValues": {
-                ":user": _s(partition),
-                ":start": _s(format_utc(query.start) if query.start else "0"),
-                ":end": _s(format_utc(query.end) if query.end else "9"),
+                ":user": attr_s(partition),
+                ":start": attr_s(format_utc(query.start) if query.start else "0"),
+                ":end": attr_s(format_utc(query.end) if query.end else "9"),
             },
             "ScanIndexForward": not query.descending,
         }
         if query.action is not None:
             request["FilterExpression"] = "#action = :action"
             request["ExpressionAttributeNames"] = {"#action": "action"}
-            request["ExpressionAttributeValues"][":action"] = _s(query.action)
+            request["ExpressionAttributeValues"][":action"] = attr_s(query.action)
         if query.after is not None:
             event_id = query.after.split("#", 1)[1]
             request["ExclusiveStartKey"] = {
-                "user_key": _s(partition),
-                "occurred_key": _s(query.after),
-                "pk": _s(event_pk(query.tenant_id, event_id)),
+                "user_key": attr_s(partition),
+                "occurred_key": attr_s(query.after),
+                "pk": attr_s(event_pk(query.tenant_id, event_id)),
             }
         # One item more than asked tells whether another page follows.
         wanted = query.limit + 1
@@ -200,15 +200,15 @@ def _key_owner(tenant_id: str | None) -> str:
 def tenant_to_item(tenant: TenantRecord) -> Item:
     created = format_utc(tenant.created_at)
     item = {
-        "pk": _s(_tenant_pk(tenant.tenant_id)),
-        "sk": _s(TENANT_SK),
-        "list_pk": _s(TENANT_SK),
-        "list_sk": _s(f"{created}#{tenant.tenant_id}"),
-        "tenant_id": _s(tenant.tenant_id),
-        "name": _s(tenant.name),
-        "timezone": _s(tenant.timezone),
+        "pk": attr_s(_tenant_pk(tenant.tenant_id)),
+        "sk": attr_s(TENANT_SK),
+        "list_pk": attr_s(TENANT_SK),
+        "list_sk": attr_s(f"{created}#{tenant.tenant_id}"),
+        "tenant_id": attr_s(tenant.tenant_id),
+        "name": attr_s(tenant.name),
+        "timezone": attr_s(tenant.timezone),
         "active": {"BOOL": tenant.active},
-        "created_at": _s(created),
+        "created_at": attr_s(created),
     }
     if tenant.rate_limit is not None:
         item["rate"] = {"N": repr(tenant.rate_limit.rate)}
@@ -233,15 +233,15 @@ def tenant_from_item(item: Item) -> TenantRecord:
 def _key_items(key: ApiKeyRecord) -> tuple[Item, Item]:
     """The owner's record of the key, and the authorizer's lookup by hash."""
     common = {
-        "key_id": _s(key.key_id),
-        "key_hash": _s(key.key_hash),
-        "role": _s(key.role),
-        "created_at": _s(format_utc(key.created_at)),
+        "key_id": attr_s(key.key_id),
+        "key_hash": attr_s(key.key_hash),
+        "role": attr_s(key.role),
+        "created_at": attr_s(format_utc(key.created_at)),
     }
     if key.tenant_id:
-        common["tenant_id"] = _s(key.tenant_id)
-    owner = {"pk": _s(_key_owner(key.tenant_id)), "sk": _s(f"KEY#{key.key_id}"), **common}
-    lookup = {"pk": _s(f"APIKEY#{key.key_hash}"), "sk": _s("APIKEY"), **common}
+        common["tenant_id"] = attr_s(key.tenant_id)
+    owner = {"pk": attr_s(_key_owner(key.tenant_id)), "sk": attr_s(f"KEY#{key.key_id}"), **common}
+    lookup = {"pk": attr_s(f"APIKEY#{key.key_hash}"), "sk": attr_s("APIKEY"), **common}
     return owner, lookup
 
 
@@ -266,7 +266,7 @@ class DynamoTenantStore:
         self._table = table
 
     def _key(self, pk: str, sk: str) -> Item:
-        return {"pk": _s(pk), "sk": _s(sk)}
+        return {"pk": attr_s(pk), "sk": attr_s(sk)}
 
     def _get(self, pk: str, sk: str) -> Item | None:
         with translated_errors():
@@ -275,9 +275,9 @@ class DynamoTenantStore:
 
     def create_tenant(self, tenant: TenantRecord, key: ApiKeyRecord) -> None:
         name_item = {
-            "pk": _s(f"TENANT_NAME#{tenant.name.casefold()}"),
-            "sk": _s("TENANT_NAME"),
-            "tenant_id": _s(tenant.tenant_id),
+            "pk": attr_s(f"TENANT_NAME#{tenant.name.casefold()}"),
+            "sk": attr_s("TENANT_NAME"),
+            "tenant_id": attr_s(tenant.tenant_id),
         }
         writes = [_put_new(self._table, name_item), _put_new(self._table, tenant_to_item(tenant))]
         writes += [_put_new(self._table, item) for item in _key_items(key)]
@@ -299,14 +299,14 @@ class DynamoTenantStore:
             "TableName": self._table,
             "IndexName": "tenant_list",
             "KeyConditionExpression": "list_pk = :list",
-            "ExpressionAttributeValues": {":list": _s(TENANT_SK)},
+            "ExpressionAttributeValues": {":list": attr_s(TENANT_SK)},
             "Limit": limit,
         }
         if after is not None:
             tenant_id = after.rsplit("#", 1)[1]
             request["ExclusiveStartKey"] = {
-                "list_pk": _s(TENANT_SK),
-                "list_sk": _s(after),
+                "list_pk": attr_s(TENANT_SK),
+                "list_sk": attr_s(after),
                 **self._key(_tenant_pk(tenant_id), TENANT_SK),
             }
         with translated_errors():

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -136,6 +137,11 @@ def tenant_id_of(app: APIGatewayRestResolver) -> str:
     if context.get("role") != "tenant" or not context.get("tenant_id"):
         raise Forbidden("This route needs a tenant key.")
     return str(context["tenant_id"])
+
+
+def tenant_zone_of(app: APIGatewayRestResolver) -> ZoneInfo:
+    """The caller's tenant time zone, which the authorizer read with the key."""
+    return ZoneInfo(str(authorizer_context(app).get("timezone") or "UTC"))
 
 
 def require_admin(app: APIGatewayRestResolver) -> None:

@@ -11,6 +11,12 @@ from pydantic import BaseModel, Field
 class Settings(BaseModel):
     events_table: str = ""
     tenants_table: str = ""
+    aggregates_table: str = ""
+    # An event is counted once it was received this long before a rollup's "now": longer than
+    # the ingest function's timeout, so that no write still in flight is passed over.
+    rollup_settle_seconds: float = Field(default=60, ge=0)
+    # Where the very first rollup starts reading (there is no progress record yet).
+    rollup_initial_lookback_hours: float = Field(default=24, gt=0)
     # Boto3 timeouts and retries: a request ends (stored, or a clean 503) well inside
     # API Gateway's 29 s and the function's timeout.
     aws_connect_timeout_seconds: float = Field(default=2.0, gt=0)

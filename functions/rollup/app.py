@@ -1,0 +1,76 @@
+"""The scheduled rollup: counts what arrived since the last run into the aggregates."""
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tracker.dynamodb import tenant_store
+from tracker.dynamodb_aggregates import aggregate_store
+from tracker.http import logger, metrics, tracer
+from tracker.rollup import run_rollup
+from tracker.settings import get_settings
+from tracker.timefmt import format_utc, utc_now
+
+# Stop starting new commits this long before the function's timeout; the next run goes on.
+TIMEOUT_MARGIN_MS = 20_000
+
+
+def scheduled_now(event: dict[str, Any], wall_clock: datetime) -> datetime:
+    """The run's "now": the schedule's time (an EventBridge rule's ``time``, or the Scheduler
+    ``time`` this function's input carries), to the end of that second, never past the present.
+    """
+    try:
+        scheduled = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return wall_clock
+    return min(scheduled + timedelta(seconds=1), wall_clock)
+
+
+@cache
+def _zone(tenant_id: str) -> ZoneInfo:
+    tenant = tenant_store().get_tenant(tenant_id)
+    return ZoneInfo(tenant.timezone if tenant else "UTC")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    started = utc_now()
+    now = scheduled_now(event, started)
+    report = run_rollup(
+        aggregate_store(),
+        _zone,
+        now=now,
+        settle=timedelta(seconds=settings.rollup_settle_seconds),
+        initial_lookback=timedelta(hours=settings.rollup_initial_lookback_hours),
+        should_stop=lambda: context.get_remaining_time_in_millis() < TIMEOUT_MARGIN_MS,
+    )
+    _zone.cache_clear()  # a tenant's zone is fixed, but a warm container should not grow forever
+    finished = utc_now()
+    lag = (finished - report.as_of).total_seconds() if report.as_of else 0.0
+    metrics.add_metric(name="RollupRuns", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RollupEventsProcessed", unit=MetricUnit.Count, value=report.events)
+    metrics.add_metric(name="RollupCommits", unit=MetricUnit.Count, value=report.commits)
+    metrics.add_metric(
+        name="RollupDuration", unit=MetricUnit.Milliseconds, value=(finished - started) / timedelta(milliseconds=1)
+    )
+    metrics.add_metric(name="RollupLag", unit=MetricUnit.Seconds, value=lag)
+    if report.conflict:
+        metrics.add_metric(name="RollupConflicts", unit=MetricUnit.Count, value=1)
+    summary = {
+        "events": report.events,
+        "commits": report.commits,
+        "started_from": format_utc(report.started_from),
+        "as_of": format_utc(report.as_of) if report.as_of else None,
+        "finished": report.finished,
+        "conflict": report.conflict,
+        "lag_seconds": lag,
+    }
+    logger.info("Rollup run", extra=summary)
+    return summary

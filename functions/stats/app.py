@@ -1,0 +1,109 @@
+"""The statistics routes: answered from the rollup's aggregates, never from raw events."""
+
+from datetime import date
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from tracker import stats
+from tracker.dynamodb_aggregates import aggregate_store
+from tracker.http import create_app, error_responses, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
+from tracker.models import (
+    Action,
+    ActionDaily,
+    DailyStats,
+    Frequency,
+    QueryTime,
+    TopUsers,
+    Trend,
+    UserActivity,
+)
+from tracker.timefmt import utc_now
+
+app = create_app()
+STATS_ERRORS = error_responses(400, 401, 403, 422, 429, 503)
+DateOrTime = Annotated[QueryTime | date | None, Query(description="A date (a whole local day) or an RFC 3339 time")]
+FromParam = Annotated[
+    QueryTime | date | None,
+    Query(alias="from", description="A date (from its local midnight) or an RFC 3339 time"),
+]
+
+
+def _clock() -> stats.TenantClock:
+    return stats.TenantClock(tenant_id=tenant_id_of(app), zone=tenant_zone_of(app), now=utc_now())
+
+
+@app.get(
+    "/v1/users/<user_id>/activity",
+    summary="A user's event counts per 1h, 4h or 1d window (local time), zero-filled",
+    tags=["statistics"],
+    responses=STATS_ERRORS,
+)
+def get_user_activity(
+    user_id: str,
+    period: Annotated[Literal["1h", "4h", "1d"], Query()] = "4h",
+    from_: FromParam = None,
+    to: DateOrTime = None,
+) -> UserActivity:
+    clock = _clock()
+    start, end = stats.instant_range(clock, from_, to, stats.DEFAULT_RANGE)
+    user_id = path_parameter(app, "user_id")
+    return stats.user_activity(aggregate_store(), clock, user_id, period=period, start=start, end=end)
+
+
+@app.get(
+    "/v1/stats/daily",
+    summary="Events and distinct users per local day, the last `days` days up to today",
+    tags=["statistics"],
+    responses=STATS_ERRORS,
+)
+def get_daily(days: Annotated[int, Query(ge=1, le=366)] = 7) -> DailyStats:
+    return stats.daily(aggregate_store(), _clock(), days)
+
+
+@app.get(
+    "/v1/stats/top-users",
+    summary="The users with the most events in the last `hours` hours; ties by user_id",
+    tags=["statistics"],
+    responses=STATS_ERRORS,
+)
+def get_top_users(
+    hours: Annotated[int, Query(ge=1, le=720)] = 24,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> TopUsers:
+    return stats.top_users(aggregate_store(), _clock(), hours, limit)
+
+
+@app.get("/v1/stats/trend", summary="Events per local day per action", tags=["statistics"], responses=STATS_ERRORS)
+def get_trend(from_: FromParam = None, to: DateOrTime = None) -> Trend:
+    clock = _clock()
+    return stats.trend(aggregate_store(), clock, stats.date_range(clock, from_, to))
+
+
+@app.get(
+    "/v1/stats/frequency",
+    summary="Events per action over a range, most frequent first",
+    tags=["statistics"],
+    responses=STATS_ERRORS,
+)
+def get_frequency(
+    action: Annotated[Action | None, Query(description="Only this action")] = None,
+    from_: FromParam = None,
+    to: DateOrTime = None,
+) -> Frequency:
+    clock = _clock()
+    return stats.frequency(aggregate_store(), clock, stats.date_range(clock, from_, to), action)
+
+
+@app.get(
+    "/v1/stats/actions/<action>/daily",
+    summary="One action per local day: events, distinct users, average per user",
+    tags=["statistics"],
+    responses=STATS_ERRORS,
+)
+def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None, to: DateOrTime = None) -> ActionDaily:
+    clock = _clock()
+    return stats.action_daily(aggregate_store(), clock, stats.date_range(clock, from_, to), action)
+
+
+lambda_handler = lambda_entry(app)

@@ -1,0 +1,239 @@
+"""The statistics routes, answered from the aggregates alone: their cost does not grow with events.
+
+Every answer is read inside a snapshot: the rollup's progress is read before and after the
+aggregates, and the read is repeated if a rollup commit happened in between, so ``as_of``
+describes exactly what was counted.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+from tracker.aggregates import (
+    day_sort_key,
+    hour_sort_key,
+    hour_users_partition,
+    tenant_actions_partition,
+    tenant_days_partition,
+    user_partition,
+)
+from tracker.calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, windows
+from tracker.errors import Unavailable, ValidationFailed, field_error
+from tracker.models import (
+    MAX_ACTIVITY_WINDOWS,
+    MAX_RANGE_DAYS,
+    ActionDaily,
+    ActionDay,
+    ActionTotal,
+    ActivityWindow,
+    DailyStats,
+    DailyUsage,
+    Frequency,
+    TopUsers,
+    Trend,
+    TrendDay,
+    UserActivity,
+    UserCount,
+)
+from tracker.rollup import Progress
+from tracker.timefmt import parse_utc
+
+T = TypeVar("T")
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+SNAPSHOT_ATTEMPTS = 10
+DEFAULT_RANGE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class AggregateItem:
+    sort_key: str
+    count: int
+    users: int
+    actions: dict[str, int]
+
+
+class StatsStore(Protocol):
+    def load_progress(self) -> Progress | None: ...
+
+    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
+        """Items of one partition with ``low <= sort key <= high``, in sort key order."""
+
+    def read_partitions(self, partitions: Iterable[str]) -> dict[str, list[AggregateItem]]:
+        """Every item of each partition."""
+
+
+@dataclass(frozen=True)
+class TenantClock:
+    tenant_id: str
+    zone: ZoneInfo
+    now: datetime
+
+
+def snapshot(store: StatsStore, read: Callable[[], T], pause: float = 0.05) -> tuple[datetime, T]:
+    """``read()`` with the ``as_of`` it is exact for (no rollup commit happened during it)."""
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        before = store.load_progress()
+        if before is not None and before.partial:
+            time.sleep(pause)
+            continue
+        value = read()
+        after = store.load_progress()
+        if (before and before.version) == (after and after.version):
+            return (before.as_of if before else NEVER), value
+    raise Unavailable("The statistics are being updated; retry in a moment.", retry_after_seconds=1)
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if start >= end:
+        raise ValidationFailed("The range is empty.", [field_error("from", "must be before `to`", "range")])
+    if end - start > timedelta(days=MAX_RANGE_DAYS):
+        raise ValidationFailed(
+            "The range is too long.",
+            [field_error("to", f"must be at most {MAX_RANGE_DAYS} days after `from`", "range")],
+        )
+
+
+def instant_range(
+    clock: TenantClock, start: date | datetime | None, end: date | datetime | None, default: timedelta
+) -> tuple[datetime, datetime]:
+    """``[from, to)`` as instants: a date means its whole local day (``to`` included)."""
+    end_at = clock.now if end is None else _instant(end, clock.zone, end_of_day=True)
+    start_at = end_at - default if start is None else _instant(start, clock.zone, end_of_day=False)
+    _check_range(start_at, end_at)
+    return start_at, end_at
+
+
+def date_range(clock: TenantClock, start: date | datetime | None, end: date | datetime | None) -> list[date]:
+    """The local dates a range touches; by default the last 7 days up to and including today."""
+    today = local_date(clock.now, clock.zone)
+    default_end = day_start(today + timedelta(days=1), clock.zone)
+    end_at = default_end if end is None else _instant(end, clock.zone, end_of_day=True)
+    start_at = day_start(today - timedelta(days=6), clock.zone) if start is None else _instant(start, clock.zone, False)
+    _check_range(start_at, end_at)
+    return dates(local_date(start_at, clock.zone), local_date(end_at - timedelta(milliseconds=1), clock.zone))
+
+
+def _instant(value: date | datetime, zone: ZoneInfo, end_of_day: bool) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return day_start(value + timedelta(days=1) if end_of_day else value, zone)
+
+
+def user_activity(
+    store: StatsStore, clock: TenantClock, user_id: str, *, period: Period, start: datetime, end: datetime
+) -> UserActivity:
+    spans = list(windows(start, end, period, clock.zone))
+    if len(spans) > MAX_ACTIVITY_WINDOWS:
+        raise ValidationFailed(
+            "Too many windows.",
+            [field_error("period", f"the range holds {len(spans)} windows; at most {MAX_ACTIVITY_WINDOWS}", "range")],
+        )
+    partition = user_partition(clock.tenant_id, user_id)
+    if period == "1d":
+        first, last = (local_date(spans[0][0], clock.zone), local_date(spans[-1][0], clock.zone))
+        low, high = day_sort_key(first), day_sort_key(last)
+    else:
+        low, high = hour_sort_key(spans[0][0]), hour_sort_key(spans[-1][1] - HOUR)
+
+    as_of, items = snapshot(store, lambda: store.read_partition(partition, low, high))
+    counts = [0] * len(spans)
+    actions: list[Counter[str]] = [Counter() for _ in spans]
+    starts = [span[0] for span in spans]
+    for item in items:
+        instant = day_start(date.fromisoformat(item.sort_key[2:]), clock.zone) if period == "1d" else None
+        index = bisect_right(starts, instant or parse_utc(item.sort_key[2:])) - 1
+        if 0 <= index < len(spans):
+            counts[index] += item.count
+            actions[index].update(item.actions)
+    return UserActivity(
+        user_id=user_id,
+        period=period,
+        as_of=as_of,
+        items=[
+            ActivityWindow(start=span[0], end=span[1], count=count, by_action=dict(sorted(by_action.items())))
+            for span, count, by_action in zip(spans, counts, actions, strict=True)
+        ],
+    )
+
+
+def daily(store: StatsStore, clock: TenantClock, days: int) -> DailyStats:
+    today = local_date(clock.now, clock.zone)
+    days_listed = dates(today - timedelta(days=days - 1), today)
+    partition = tenant_days_partition(clock.tenant_id)
+    as_of, items = snapshot(
+        store, lambda: store.read_partition(partition, days_listed[0].isoformat(), days_listed[-1].isoformat())
+    )
+    by_day = {item.sort_key: item for item in items}
+    usage = []
+    for day in days_listed:
+        item = by_day.get(day.isoformat())
+        usage.append(DailyUsage(date=day, count=item.count if item else 0, users=item.users if item else 0))
+    return DailyStats(as_of=as_of, timezone=clock.zone.key, items=usage)
+
+
+def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> TopUsers:
+    """The busiest users of the last ``hours`` local hours, the current one included."""
+    end = local_hour_start(clock.now, clock.zone) + HOUR
+    start = end - hours * HOUR
+    partitions = [hour_users_partition(clock.tenant_id, start + index * HOUR) for index in range(hours)]
+    as_of, by_partition = snapshot(store, lambda: store.read_partitions(partitions))
+    totals: Counter[str] = Counter()
+    for items in by_partition.values():
+        for item in items:
+            totals[item.sort_key] += item.count
+    ranked = sorted(totals.items(), key=lambda entry: (-entry[1], entry[0]))[:limit]
+    return TopUsers(
+        as_of=as_of, from_=start, to=end, items=[UserCount(user_id=user, count=count) for user, count in ranked]
+    )
+
+
+def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tuple[datetime, list[AggregateItem]]:
+    partition = tenant_actions_partition(clock.tenant_id)
+    # "~" sorts after every character an action may hold.
+    return snapshot(store, lambda: store.read_partition(partition, days[0].isoformat(), f"{days[-1].isoformat()}#~"))
+
+
+def _split(item: AggregateItem) -> tuple[str, str]:
+    day, _, action = item.sort_key.partition("#")
+    return day, action
+
+
+def trend(store: StatsStore, clock: TenantClock, days: list[date]) -> Trend:
+    as_of, items = _action_days(store, clock, days)
+    per_day: dict[str, dict[str, int]] = {day.isoformat(): {} for day in days}
+    for item in items:
+        day, action = _split(item)
+        if day in per_day:
+            per_day[day][action] = item.count
+    return Trend(as_of=as_of, items=[TrendDay(date=date.fromisoformat(day), counts=c) for day, c in per_day.items()])
+
+
+def frequency(store: StatsStore, clock: TenantClock, days: list[date], action: str | None) -> Frequency:
+    as_of, items = _action_days(store, clock, days)
+    totals: Counter[str] = Counter({action: 0} if action else {})
+    for item in items:
+        _, item_action = _split(item)
+        if action is None or item_action == action:
+            totals[item_action] += item.count
+    ranked = sorted(totals.items(), key=lambda entry: (-entry[1], entry[0]))
+    return Frequency(as_of=as_of, items=[ActionTotal(action=name, total=total) for name, total in ranked])
+
+
+def action_daily(store: StatsStore, clock: TenantClock, days: list[date], action: str) -> ActionDaily:
+    as_of, items = _action_days(store, clock, days)
+    found = {day: item for item in items for day, item_action in [_split(item)] if item_action == action}
+    listed = []
+    for day in days:
+        item = found.get(day.isoformat())
+        count, users = (item.count, item.users) if item else (0, 0)
+        listed.append(
+            ActionDay(date=day, count=count, users=users, avg_per_user=round(count / users, 4) if users else 0.0)
+        )
+    return ActionDaily(action=action, as_of=as_of, items=listed)

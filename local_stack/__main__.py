@@ -1,0 +1,295 @@
+"""``python -m local_stack run | invoke | openapi``: the local stack's command line.
+
+- ``run``: the API (``PORT``, 3000), the Lambda Invoke API (``LAMBDA_PORT``, 3001) and the AWS emulation
+  (``AWS_PORT``, 5000) on 127.0.0.1, with the template's tables, an admin key (``ADMIN_API_KEY`` or a
+  new one) and the schedules, until Ctrl-C or SIGTERM.
+- ``invoke FunctionLogicalId -e events/x.json``: like ``sam local invoke``, one run in this process; the
+  result JSON on stdout, logs on stderr; exit status 1 on a function error. Uses ``--endpoint`` or
+  ``AWS_ENDPOINT_URL`` when given, otherwise an embedded moto server with the tables, just for the call.
+- ``openapi [--check]``: writes ``docs/openapi.json`` (or checks that it is up to date).
+
+Top-level imports stay light: every Lambda worker process (``spawn``) imports this module again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local_stack.template import Template
+
+HOST = "127.0.0.1"
+ADMIN_TABLE = "TenantsTable"
+
+
+def _port(variable: str, default: int) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"{variable}={value!r} is not a port number")
+    return int(value)
+
+
+def _template(args: argparse.Namespace) -> Template:
+    from local_stack.template import TemplateError, load_template  # noqa: PLC0415
+
+    overrides = {}
+    for item in args.parameter:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"--parameter {item!r}: expected Name=Value")
+        overrides[name] = value
+    try:
+        return load_template(args.template, overrides)
+    except TemplateError as error:
+        raise SystemExit(f"{args.template}: {error}") from None
+
+
+def _dynamodb_client(endpoint: str, region: str) -> Any:
+    import boto3  # noqa: PLC0415
+
+    from local_stack.aws import FAKE_CREDENTIALS  # noqa: PLC0415
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=FAKE_CREDENTIALS,
+        aws_secret_access_key=FAKE_CREDENTIALS,
+    )
+
+
+# ---------------------------------------------------------------- run
+
+
+def _bootstrap_admin_key(template: Template, emulation: dict[str, str]) -> tuple[str, str]:
+    """Makes (or registers ADMIN_API_KEY as) an admin key in this process, with the layer's own code."""
+    if ADMIN_TABLE not in template.tables:
+        raise SystemExit(f"The template has no {ADMIN_TABLE}: cannot make the admin key")
+    os.environ.update(emulation)
+    os.environ["TENANTS_TABLE"] = template.tables[ADMIN_TABLE].name
+    sys.path[:0] = [str(path) for path in template.layers.values() if str(path) not in sys.path]
+    from tracker.dynamodb import tenant_store  # noqa: PLC0415 - the layer is on sys.path only now
+    from tracker.tenants import create_admin_key  # noqa: PLC0415
+
+    created = create_admin_key(tenant_store(), api_key=os.environ.get("ADMIN_API_KEY"))
+    return created.api_key, created.key_id
+
+
+def _banner(template: Template, ports: dict[str, int], admin_key: str, key_id: str, init_errors: dict[str, Any]) -> str:
+    api, invoke_url, aws = (f"http://{HOST}:{ports[name]}" for name in ("PORT", "LAMBDA_PORT", "AWS_PORT"))
+    source = "from ADMIN_API_KEY" if os.environ.get("ADMIN_API_KEY") else "made now; set ADMIN_API_KEY to choose it"
+    header = template.api.identity_header if template.api and template.api.identity_header else "x-api-key"
+    routes = sorted(
+        (route.path, route.method, spec.logical_id) for spec in template.functions.values() for route in spec.routes
+    )
+    lines = [
+        "",
+        f"API (API Gateway emulation)  {api}",
+        *(f"    {method:6} {path}  -> {function}" for path, method, function in routes),
+        f"Swagger UI                   {api}/docs",
+        f"Lambda Invoke API            {invoke_url}   (boto3 lambda client, endpoint_url={invoke_url})",
+        f"AWS emulation (moto)         {aws}   (AWS_ENDPOINT_URL={aws} AWS_ACCESS_KEY_ID=testing "
+        "AWS_SECRET_ACCESS_KEY=testing)",
+        f"Tables                       {', '.join(table.name for table in template.tables.values())}",
+        "",
+        f"Admin key ({source}): {admin_key}   (key_id {key_id})",
+        "",
+        "Try:",
+        f"  curl -s {api}/v1/health",
+        f"  curl -s -X POST {api}/v1/tenants -H '{header}: {admin_key}' -H 'content-type: application/json' "
+        """-d '{"name": "Shop A", "timezone": "Europe/Kyiv"}'""",
+        "  TENANT_KEY=<api_key of the tenant created above>",
+        f"""  curl -s -X POST {api}/v1/events -H "{header}: $TENANT_KEY" -H 'content-type: application/json' """
+        """-d '{"user_id": "u1", "action": "login"}'""",
+        f"""  curl -s "{api}/v1/users/u1/events" -H "{header}: $TENANT_KEY\"""",
+        f"  open {api}/docs",
+        "",
+    ]
+    lines += [
+        f"WARNING: {function} does not load: {error.get('errorMessage')}" for function, error in init_errors.items()
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, base_env: dict[str, str]) -> int:
+    from local_stack.aws import check_port_free, create_tables, emulation_env, start_moto  # noqa: PLC0415
+    from local_stack.gateway import MAX_BODY_BYTES, Gateway  # noqa: PLC0415
+    from local_stack.httpserver import make_server, serve_in_thread  # noqa: PLC0415
+    from local_stack.invoke_api import MAX_PAYLOAD_BYTES, InvokeApi  # noqa: PLC0415
+    from local_stack.lambdas import LambdaRuntime  # noqa: PLC0415
+    from local_stack.openapi import document_path  # noqa: PLC0415
+    from local_stack.schedules import Scheduler  # noqa: PLC0415
+
+    ports = {
+        name: _port(name, default) for name, default in (("PORT", 3000), ("LAMBDA_PORT", 3001), ("AWS_PORT", 5000))
+    }
+    template = _template(args)
+    for port in ports.values():
+        check_port_free(port, HOST)
+
+    with ExitStack() as cleanup:
+        moto = start_moto(ports["AWS_PORT"], HOST)
+        cleanup.callback(moto.stop)
+        endpoint = f"http://{HOST}:{ports['AWS_PORT']}"
+        create_tables(_dynamodb_client(endpoint, template.region), template)
+        emulation = emulation_env(endpoint, template.region)
+        admin_key, key_id = _bootstrap_admin_key(template, emulation)
+
+        runtime = LambdaRuntime(template, {**base_env, **emulation}, max_workers=args.workers)
+        cleanup.callback(runtime.shutdown)
+        init_errors = runtime.warm_up()
+
+        servers = [
+            make_server(
+                Gateway(template, runtime.invoke, document_path(template)), HOST, ports["PORT"], MAX_BODY_BYTES
+            ),
+            make_server(InvokeApi(runtime), HOST, ports["LAMBDA_PORT"], MAX_PAYLOAD_BYTES),
+        ]
+        for server in servers:
+            cleanup.callback(server.server_close)
+            serve_in_thread(server, f"http-{server.server_address[1]}")
+            cleanup.callback(server.shutdown)
+        scheduler = Scheduler(template, runtime.invoke)
+        scheduler.start()
+        cleanup.callback(scheduler.stop)
+
+        print(_banner(template, ports, admin_key, key_id, init_errors))
+        print(f"Local stack ready on http://{HOST}:{ports['PORT']}", flush=True)
+        received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        print(f"\n{signal.Signals(received).name}: stopping the local stack", file=sys.stderr, flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- invoke
+
+
+def _read_event(source: str | None) -> Any:
+    if source is None:
+        return {}
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise SystemExit(f"{source}: not JSON: {error}") from None
+
+
+def invoke(args: argparse.Namespace, base_env: dict[str, str]) -> int:
+    from local_stack.aws import create_tables, emulation_env, moto_endpoint, start_moto  # noqa: PLC0415
+    from local_stack.lambdas import invoke_in_process  # noqa: PLC0415
+
+    template = _template(args)
+    spec = template.functions.get(args.function)
+    if spec is None:
+        raise SystemExit(f"No function {args.function!r} in the template: {', '.join(template.functions)}")
+    event = _read_event(args.event)
+    # The result alone goes to stdout: whatever the function prints goes to stderr, at the file descriptor level.
+    result_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    with ExitStack() as cleanup:
+        endpoint = args.endpoint or base_env.get("AWS_ENDPOINT_URL")
+        if endpoint is None:
+            moto = start_moto(0, HOST)
+            cleanup.callback(moto.stop)
+            endpoint = moto_endpoint(moto)
+            create_tables(_dynamodb_client(endpoint, template.region), template)
+        result = invoke_in_process(spec, event, {**base_env, **emulation_env(endpoint, template.region)})
+    with result_out:
+        result_out.write(result.payload + "\n")
+    return 1 if result.function_error else 0
+
+
+# ---------------------------------------------------------------- openapi
+
+
+def openapi(args: argparse.Namespace) -> int:
+    from local_stack.openapi import OpenApiError, document_path, dump, generate, route_mismatches  # noqa: PLC0415
+
+    template = _template(args)
+    try:
+        document = generate(template)
+    except OpenApiError as error:
+        print(f"Cannot generate the OpenAPI document:\n{error}", file=sys.stderr)
+        return 1
+    for mismatch in route_mismatches(document, template):
+        print(f"WARNING: {mismatch}", file=sys.stderr)
+    path = document_path(template)
+    text = dump(document)
+    if args.check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            print(
+                f"{path.relative_to(template.root)} is out of date with the handlers; "
+                "run `python -m local_stack openapi` and commit it.",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{path.relative_to(template.root)} is up to date.")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"Wrote {path.relative_to(template.root)} ({len(document.get('paths') or {})} paths).")
+    return 0
+
+
+# ---------------------------------------------------------------- main
+
+
+def parser() -> argparse.ArgumentParser:
+    from local_stack.lambdas import DEFAULT_MAX_WORKERS  # noqa: PLC0415
+    from local_stack.template import DEFAULT_TEMPLATE  # noqa: PLC0415
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template (default: %(default)s)"
+    )
+    common.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="override a template parameter"
+    )
+    main_parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__.split("\n", 1)[0])
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", parents=[common], help="serve the API, the Invoke API and AWS locally")
+    run_parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("LAMBDA_WORKERS", DEFAULT_MAX_WORKERS)),
+        help="worker processes per function at most (env LAMBDA_WORKERS; default %(default)s)",
+    )
+    invoke_parser = commands.add_parser("invoke", parents=[common], help="run one function once, like sam local invoke")
+    invoke_parser.add_argument("function", help="the function's logical id")
+    invoke_parser.add_argument("-e", "--event", help="JSON event file ('-' for stdin; default: {})")
+    invoke_parser.add_argument("--endpoint", help="AWS endpoint (default: AWS_ENDPOINT_URL, else an embedded moto)")
+    openapi_parser = commands.add_parser("openapi", parents=[common], help="write docs/openapi.json")
+    openapi_parser.add_argument("--check", action="store_true", help="only check that the committed file is up to date")
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    base_env = dict(os.environ)  # before the admin-key bootstrap changes it: the functions start from this
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command == "run":
+        # Blocked in every thread (and inherited by the workers, which unblock them): the main thread takes
+        # them with sigwait, so Ctrl-C never lands as a KeyboardInterrupt in the middle of the start-up.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return run(args, base_env)
+    try:
+        if args.command == "invoke":
+            return invoke(args, base_env)
+        return openapi(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

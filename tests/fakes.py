@@ -1,0 +1,142 @@
+"""In-memory stores that keep the promises of ``tracker.storage`` (the unit tests' stand-ins for DynamoDB).
+
+They mirror what ``tracker.dynamodb`` does with DynamoDB, without a network:
+
+- events: one record per ``(tenant, event_id)``; a user's events ordered by ``occurred_key``
+  (``{occurred_at}#{event_id}``), filtered to ``[start, end)``, an optional action, ``limit`` items
+  and whether more follow, resuming strictly after the ``after`` position in the query's order;
+- tenants: one name per tenant (case-insensitive, as the name reservation item does), keys by owner
+  and by hash, tenants listed by ``{created_at}#{tenant_id}``, ``None`` as the position of the last page.
+
+Records are copied in and out, as a round trip through a real store would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from tracker.records import ApiKeyRecord, EventRecord, TenantRecord
+from tracker.storage import DuplicateName, StoreUnavailable, UserEventsQuery
+from tracker.timefmt import format_utc
+
+
+class StoreConflict(Exception):
+    """A write the real store would refuse with a failed condition (an id or a key hash taken)."""
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], EventRecord] = {}
+        self.put_calls = 0
+        self.query_calls = 0
+        self.down = False
+        """When True every call raises StoreUnavailable, as the DynamoDB store does after its retries."""
+        self.fail_put: Callable[[EventRecord], bool] = lambda _record: False
+        """Which puts fail with StoreUnavailable (to reject some events of a batch)."""
+
+    def put_new(self, record: EventRecord) -> EventRecord | None:
+        self.put_calls += 1
+        if self.down or self.fail_put(record):
+            raise StoreUnavailable("the in-memory store is down")
+        key = (record.tenant_id, record.event_id)
+        existing = self.records.get(key)
+        if existing is not None:
+            return existing.model_copy(deep=True)
+        self.records[key] = record.model_copy(deep=True)
+        return None
+
+    def query_user_events(self, query: UserEventsQuery) -> tuple[list[EventRecord], bool]:
+        self.query_calls += 1
+        if self.down:
+            raise StoreUnavailable("the in-memory store is down")
+        matching = [
+            record
+            for record in self.records.values()
+            if record.tenant_id == query.tenant_id
+            and record.user_id == query.user_id
+            and (query.start is None or record.occurred_at >= query.start)
+            and (query.end is None or record.occurred_at < query.end)
+        ]
+        matching.sort(key=lambda record: record.occurred_key, reverse=query.descending)
+        if query.after is not None:
+            after = query.after
+            if query.descending:
+                matching = [record for record in matching if record.occurred_key < after]
+            else:
+                matching = [record for record in matching if record.occurred_key > after]
+        if query.action is not None:
+            matching = [record for record in matching if record.action == query.action]
+        page = matching[: query.limit]
+        return [record.model_copy(deep=True) for record in page], len(matching) > query.limit
+
+    def ping(self) -> None:
+        if self.down:
+            raise StoreUnavailable("the in-memory store is down")
+
+
+def _list_position(tenant: TenantRecord) -> str:
+    return f"{format_utc(tenant.created_at)}#{tenant.tenant_id}"
+
+
+class InMemoryTenantStore:
+    def __init__(self) -> None:
+        self.tenants: dict[str, TenantRecord] = {}
+        self.names: dict[str, str] = {}
+        """casefolded name -> tenant id"""
+        self.keys_by_owner: dict[tuple[str | None, str], ApiKeyRecord] = {}
+        self.keys_by_hash: dict[str, ApiKeyRecord] = {}
+
+    def create_tenant(self, tenant: TenantRecord, key: ApiKeyRecord) -> None:
+        if tenant.name.casefold() in self.names:
+            raise DuplicateName(tenant.name)
+        if tenant.tenant_id in self.tenants:
+            raise StoreConflict(f"tenant {tenant.tenant_id} exists")
+        self._check_key_is_new(key)
+        self.names[tenant.name.casefold()] = tenant.tenant_id
+        self.tenants[tenant.tenant_id] = tenant.model_copy(deep=True)
+        self._put_key(key)
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        tenant = self.tenants.get(tenant_id)
+        return tenant.model_copy(deep=True) if tenant else None
+
+    def list_tenants(self, limit: int, after: str | None) -> tuple[list[TenantRecord], str | None]:
+        ordered = sorted(self.tenants.values(), key=_list_position)
+        if after is not None:
+            ordered = [tenant for tenant in ordered if _list_position(tenant) > after]
+        page = ordered[:limit]
+        position = _list_position(page[-1]) if page and len(ordered) > limit else None
+        return [tenant.model_copy(deep=True) for tenant in page], position
+
+    def save_tenant(self, tenant: TenantRecord) -> None:
+        if tenant.tenant_id not in self.tenants:
+            raise StoreConflict(f"no tenant {tenant.tenant_id} to save")
+        self.tenants[tenant.tenant_id] = tenant.model_copy(deep=True)
+
+    def add_key(self, key: ApiKeyRecord) -> None:
+        self._check_key_is_new(key)
+        self._put_key(key)
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        key = self.keys_by_hash.get(key_hash)
+        return key.model_copy(deep=True) if key else None
+
+    def delete_key(self, owner_tenant_id: str | None, key_id: str) -> bool:
+        key = self.keys_by_owner.pop((owner_tenant_id, key_id), None)
+        if key is None:
+            return False
+        del self.keys_by_hash[key.key_hash]
+        return True
+
+    def _check_key_is_new(self, key: ApiKeyRecord) -> None:
+        if key.key_hash in self.keys_by_hash or (key.tenant_id, key.key_id) in self.keys_by_owner:
+            raise StoreConflict(f"key {key.key_id} exists")
+
+    def _put_key(self, key: ApiKeyRecord) -> None:
+        self.keys_by_owner[(key.tenant_id, key.key_id)] = key.model_copy(deep=True)
+        self.keys_by_hash[key.key_hash] = key.model_copy(deep=True)
+
+
+def tenant_record(tenant_id: str, name: str, created_at: datetime, *, active: bool = True) -> TenantRecord:
+    return TenantRecord(tenant_id=tenant_id, name=name, timezone="UTC", active=active, created_at=created_at)
