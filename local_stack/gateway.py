@@ -97,7 +97,7 @@ class GatewayRejection(Exception):
     """API Gateway answers by itself with one of its gateway responses."""
 
     def __init__(self, response_type: str, message: str | None = None, status: int | None = None) -> None:
-        super().__init__(response_type)
+        super().__init__(message or response_type)
         self.response_type = response_type
         self.message = message
         self.status = status

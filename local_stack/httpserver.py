@@ -60,6 +60,7 @@ class HttpApp(Protocol):
         ...
 
 
+_MAX_DISCARD = 64 * 1024 * 1024
 # Hop-by-hop and framing headers: the server sets them itself.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
@@ -86,19 +87,20 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # the apps answer every error themselves; this is the last resort
             logger.exception("Unhandled error answering %s %s", self.command, self.path)
             response = HttpResponse(502, [("Content-Type", "application/json")], b'{"message": "Internal error"}')
-        if too_large:
-            self.close_connection = True
         self._send(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
     def _read_body(self) -> tuple[bytes, bool]:
+        """The body, or (b"", True) when it is over ``max_body``: then it is read and dropped, so that a
+        client that sends the whole body before reading the answer still gets the answer."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
-        if length > self.max_body:
-            return b"", True
-        return self.rfile.read(length), False
+        if length <= self.max_body:
+            return self.rfile.read(length), False
+        self._discard(length)
+        return b"", True
 
     def _read_chunked(self) -> tuple[bytes, bool]:
         chunks: list[bytes] = []
@@ -108,12 +110,24 @@ class _Handler(BaseHTTPRequestHandler):
             if chunk_size == 0:
                 while self.rfile.readline() not in {b"\r\n", b"\n", b""}:  # trailers
                     pass
-                return b"".join(chunks), False
+                return (b"", True) if size > self.max_body else (b"".join(chunks), False)
             size += chunk_size
             if size > self.max_body:
-                return b"", True
-            chunks.append(self.rfile.read(chunk_size))
+                self._discard(chunk_size)
+                chunks.clear()
+            else:
+                chunks.append(self.rfile.read(chunk_size))
             self.rfile.readline()
+
+    def _discard(self, length: int) -> None:
+        if length > _MAX_DISCARD:  # not worth reading: the client will see the connection close
+            self.close_connection = True
+            return
+        while length > 0:
+            read = len(self.rfile.read(min(length, 1 << 20)) or b"")
+            if not read:
+                break
+            length -= read
 
     def _send(self, response: HttpResponse) -> None:
         try:

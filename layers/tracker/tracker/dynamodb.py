@@ -285,7 +285,7 @@ class DynamoTenantStore:
             with translated_errors():
                 self._client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            reasons = error.response.get("CancellationReasons", [])
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise DuplicateName(tenant.name) from error
             raise
@@ -313,7 +313,7 @@ class DynamoTenantStore:
             page = self._client.query(**request)
         tenants = [tenant_from_item(item) for item in page.get("Items", [])]
         last_key = page.get("LastEvaluatedKey")
-        return tenants, (last_key["list_sk"]["S"] if last_key else None)  # type: ignore[index]
+        return tenants, (last_key["list_sk"]["S"] if last_key else None)
 
     def save_tenant(self, tenant: TenantRecord) -> None:
         with translated_errors():

@@ -185,7 +185,7 @@ class DynamoAggregateStore:
             with translated_errors():
                 self._client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            reasons = error.response.get("CancellationReasons", [])
             if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
                 raise RollupConflict("Another rollup committed first.") from error
             raise

@@ -103,27 +103,28 @@ def _validation_response(error: RequestValidationError) -> Response[str]:
     return _error_response(failure)
 
 
+def _store_unavailable(_error: StoreUnavailable) -> Response[str]:
+    return _error_response(Unavailable("The store is busy; retry after the Retry-After delay."))
+
+
+def _not_found(_error: Exception) -> Response[str]:
+    return _error_response(NotFound("No such route."))
+
+
+def _unexpected(_error: Exception) -> Response[str]:
+    logger.exception("Unexpected error")
+    body = {"error": {"code": "internal_error", "message": "An unexpected error occurred.", "details": []}}
+    return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
+
+
 def create_app() -> APIGatewayRestResolver:
     """A REST API resolver whose every error, expected or not, has the contract's shape."""
     app = APIGatewayRestResolver(enable_validation=True)
-
     app.exception_handler(ApiError)(_error_response)
     app.exception_handler(RequestValidationError)(_validation_response)
-
-    @app.exception_handler(StoreUnavailable)
-    def _store_unavailable(_: StoreUnavailable) -> Response[str]:
-        return _error_response(Unavailable("The store is busy; retry after the Retry-After delay."))
-
-    @app.not_found
-    def _not_found(_: Exception) -> Response[str]:
-        return _error_response(NotFound("No such route."))
-
-    @app.exception_handler(Exception)
-    def _unexpected(_error: Exception) -> Response[str]:
-        logger.exception("Unexpected error")
-        body = {"error": {"code": "internal_error", "message": "An unexpected error occurred.", "details": []}}
-        return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
-
+    app.exception_handler(StoreUnavailable)(_store_unavailable)
+    app.exception_handler(Exception)(_unexpected)
+    app.not_found(_not_found)
     return app
 
 

@@ -1,0 +1,221 @@
+"""The integration tests' view of the functions: loaded from ``functions/``, configured from ``template.yaml``.
+
+Each function module is imported once under a name of its own (``function_ingestfunction``) and invoked
+through its real ``lambda_handler``, with the environment the template gives that function: settings are
+read afresh on every invocation, as in a Lambda process of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+from urllib.parse import quote
+
+from local_stack.template import FunctionSpec, Template
+from tracker.dynamodb import DynamoEventStore, DynamoTenantStore
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS_DIR = REPO / "events"
+API_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5"
+STAGE = "dev"
+
+
+def load_function_module(spec: FunctionSpec) -> ModuleType:
+    """``functions/<name>/app.py`` as a module of its own, whatever other functions call their module."""
+    path = spec.code_uri / f"{spec.handler_module.replace('.', '/')}.py"
+    module_spec = importlib.util.spec_from_file_location(f"function_{spec.logical_id.lower()}", path)
+    assert module_spec is not None
+    assert module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    """What Lambda's Python runtime passes as ``context`` (the attributes Powertools reads)."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/test"
+    log_stream_name: str = "2025/10/10/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    raw: dict[str, Any]
+
+    @property
+    def error_code(self) -> str:
+        return str(self.body["error"]["code"])
+
+
+class Functions:
+    """Invokes the template's functions in-process."""
+
+    def __init__(self, template: Template, modules: dict[str, ModuleType]) -> None:
+        self.template = template
+        self.modules = modules
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        from tracker.settings import get_settings
+
+        spec = self.template.functions[logical_id]
+        context = LambdaContext(
+            function_name=spec.name, invoked_function_arn=spec.arn, memory_limit_in_mb=spec.memory
+        )
+        with mock.patch.dict(os.environ, spec.environment):
+            get_settings.cache_clear()
+            try:
+                return getattr(self.modules[logical_id], spec.handler_function)(copy.deepcopy(event), context)
+            finally:
+                get_settings.cache_clear()
+
+    def function_for(self, event: dict[str, Any]) -> str:
+        """The logical id of the function the template routes this event to."""
+        if event.get("type") in {"REQUEST", "TOKEN"}:
+            assert self.template.api is not None
+            assert self.template.api.authorizer_function is not None
+            return self.template.api.authorizer_function
+        for logical_id, spec in self.template.functions.items():
+            for route in spec.routes:
+                if route.method == event["httpMethod"] and route.path == event["resource"]:
+                    return logical_id
+        raise LookupError(f"No function of the template serves {event['httpMethod']} {event['resource']}")
+
+    def http(self, event: dict[str, Any]) -> HttpAnswer:
+        """Invokes the function of an API Gateway proxy event; the answer with its body parsed."""
+        result = self.invoke(self.function_for(event), event)
+        assert isinstance(result, dict), result
+        assert set(result) >= {"statusCode", "body"}, result
+        body_text = result.get("body")
+        body = json.loads(body_text) if body_text else None
+        # API Gateway merges both header maps of a proxy result.
+        headers = {str(name).lower(): str(value) for name, value in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[str(name).lower()] = ", ".join(str(value) for value in values)
+        return HttpAnswer(status=int(result["statusCode"]), headers=headers, body=body, raw=result)
+
+
+def event_store(template: Template, client: Any) -> DynamoEventStore:
+    """The events table's store, named as the template names it for the ingest function."""
+    return DynamoEventStore(client, template.functions["IngestFunction"].environment["EVENTS_TABLE"])
+
+
+def tenant_store(template: Template, client: Any) -> DynamoTenantStore:
+    """The tenants table's store, named as the template names it for the tenants function."""
+    return DynamoTenantStore(client, template.functions["TenantsFunction"].environment["TENANTS_TABLE"])
+
+
+def tenant_context(tenant_id: str, key_id: str = "key_test00000000001") -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "role": "tenant", "key_id": key_id, "timezone": "UTC", "principalId": key_id}
+
+
+def admin_context(key_id: str = "key_testadmin000001") -> dict[str, Any]:
+    return {"tenant_id": "", "role": "admin", "key_id": key_id, "timezone": "UTC", "principalId": key_id}
+
+
+def api_event(
+    method: str,
+    resource: str,
+    *,
+    authorizer: dict[str, Any] | None,
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (v1.0), as API Gateway hands it to the function.
+
+    ``path`` is percent-encoded, as the client sent it; ``pathParameters`` are decoded.
+    """
+    path = resource
+    for name, value in (path_parameters or {}).items():
+        path = path.replace("{" + name + "}", quote(value, safe=""))
+    text = raw_body if raw_body is not None else (None if body is None else json.dumps(body, ensure_ascii=False))
+    headers = {"Content-Type": "application/json", "Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"}
+    request_id = request_id or str(uuid.uuid4())
+    context: dict[str, Any] = {
+        "resourcePath": resource,
+        "httpMethod": method,
+        "path": f"/{STAGE}{path}",
+        "accountId": "123456789012",
+        "stage": STAGE,
+        "requestId": request_id,
+        "requestTimeEpoch": 1760121005000,
+        "identity": {"sourceIp": "203.0.113.10", "userAgent": "pytest"},
+        "apiId": "a1b2c3d4e5",
+    }
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {name: [value] for name, value in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": context,
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def authorizer_event(api_key: str | None, method: str = "POST", path: str = "/v1/events") -> dict[str, Any]:
+    headers = {"Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"}
+    if api_key is not None:
+        headers["x-api-key"] = api_key
+    return {
+        "type": "REQUEST",
+        "methodArn": f"{API_ARN}/{STAGE}/{method}{path}",
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": {},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": {"requestId": str(uuid.uuid4()), "stage": STAGE, "httpMethod": method, "path": path},
+    }
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    """``events/<name>``, parsed."""
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def assert_error_shape(answer: HttpAnswer, status: int, code: str) -> None:
+    """The contract's one error shape, with this status and code, as JSON."""
+    assert answer.status == status, answer.body
+    assert answer.headers.get("content-type", "").startswith("application/json")
+    assert isinstance(answer.body, dict)
+    assert set(answer.body) == {"error"}, answer.body
+    error = answer.body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["details"], list)
