@@ -17,8 +17,8 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "tracker"))
 
-from tracker.dynamodb import tenant_store  # noqa: E402 - the layer's package, put on the path above
-from tracker.tenants import create_admin_key  # noqa: E402
+from tracker.dynamodb import tenant_store
+from tracker.tenants import create_admin_key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,8 +58,10 @@ def test_a_tenant_records_and_reads_back_a_users_events(stack: Stack) -> None:
         key,
     )
     # Then the answers say what was stored
-    assert first.status == 201 and first.body["status"] == "accepted"
-    assert retry.status == 200 and retry.body["status"] == "duplicate"
+    assert first.status == 201
+    assert first.body["status"] == "accepted"
+    assert retry.status == 200
+    assert retry.body["status"] == "duplicate"
     assert retry.body["received_at"] == first.body["received_at"]
     assert batch.status == 200
     assert (batch.body["accepted"], batch.body["duplicates"], batch.body["rejected"]) == (2, 0, 1)
@@ -85,11 +87,13 @@ def test_one_tenant_never_sees_another(stack: Stack) -> None:
     alice, bob = stack.new_tenant(), stack.new_tenant()
     stack.request("POST", "/v1/events", {"user_id": "u1", "action": "secret"}, alice["api_key"])
     reply = stack.request("GET", "/v1/users/u1/events", key=bob["api_key"])
-    assert reply.status == 200 and reply.body["items"] == []
+    assert reply.status == 200
+    assert reply.body["items"] == []
     page = stack.request("GET", "/v1/users/u1/events?limit=1", key=alice["api_key"])
     stack.request("POST", "/v1/events", {"user_id": "u1", "action": "again"}, alice["api_key"])
     cursor = stack.request("GET", "/v1/users/u1/events?limit=1", key=alice["api_key"]).body["next_cursor"]
-    assert page.status == 200 and cursor
+    assert page.status == 200
+    assert cursor
     stolen = stack.request("GET", f"/v1/users/u1/events?limit=1&cursor={cursor}", key=bob["api_key"])
     assert stolen.status == 400
     assert_error(stolen.body, "bad_request")
