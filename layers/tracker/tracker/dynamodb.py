@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -15,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tracker.models import compact_json
 from tracker.records import (
     ApiKeyRecord,
+    ErasureRecord,
     EventRecord,
     RateLimitRecord,
     TenantRecord,
@@ -75,6 +79,33 @@ def attr_s(value: str) -> Item:
 
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+BATCH_WRITE_LIMIT = 25
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+BACKOFF_ATTEMPTS = 8
+
+
+def backoff_delays() -> Iterator[float]:
+    """Capped exponential backoff with full jitter, for work DynamoDB hands back unprocessed."""
+    for attempt in range(BACKOFF_ATTEMPTS):
+        yield random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311 - jitter
+
+
+def batch_write(client: DynamoDBClient, table: str, requests: Sequence[Item]) -> None:
+    """BatchWriteItem in groups of 25; unprocessed items are sent again after a backoff, not at once."""
+    for offset in range(0, len(requests), BATCH_WRITE_LIMIT):
+        pending: Any = {table: list(requests[offset : offset + BATCH_WRITE_LIMIT])}
+        delays = backoff_delays()
+        while pending:
+            with translated_errors():
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or None
+            if pending:
+                delay = next(delays, None)
+                if delay is None:
+                    raise StoreUnavailable("DynamoDB kept items unprocessed after every retry.")
+                time.sleep(delay)
 
 
 # ---------------------------------------------------------------- events
@@ -174,6 +205,27 @@ class DynamoEventStore:
                 break
             request["ExclusiveStartKey"] = last_key
         return [event_from_item(item) for item in items[: query.limit]], len(items) > query.limit
+
+    def user_event_pages(self, tenant_id: str, user_id: str) -> Iterator[list[str]]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by_user_time",
+            "KeyConditionExpression": "user_key = :user",
+            "ExpressionAttributeValues": {":user": attr_s(user_key(tenant_id, user_id))},
+            "ProjectionExpression": "pk",
+        }
+        while True:
+            with translated_errors():
+                page = self._client.query(**request)
+            keys = [item["pk"]["S"] for item in page.get("Items", [])]
+            if keys:
+                yield keys
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete_events(self, keys: list[str]) -> None:
+        batch_write(self._client, self._table, [{"DeleteRequest": {"Key": {"pk": attr_s(key)}}} for key in keys])
 
     def ping(self) -> None:
         try:
@@ -343,6 +395,78 @@ class DynamoTenantStore:
         with translated_errors():
             self._client.transact_write_items(TransactItems=deletes)  # type: ignore[arg-type]
         return True
+
+
+# ---------------------------------------------------------------- erasures
+
+
+def _erasure_key(tenant_id: str, erasure_id: str) -> Item:
+    return {"pk": attr_s(_tenant_pk(tenant_id)), "sk": attr_s(f"ERASURE#{erasure_id}")}
+
+
+class DynamoErasureStore:
+    """Erasure requests, kept with their tenant: another tenant's erasure id finds nothing."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def create_erasure(self, record: ErasureRecord) -> None:
+        item = {
+            **_erasure_key(record.tenant_id, record.erasure_id),
+            "tenant_id": attr_s(record.tenant_id),
+            "erasure_id": attr_s(record.erasure_id),
+            "user_id": attr_s(record.user_id),
+            "status": attr_s(record.status),
+            "deleted_events": {"N": str(record.deleted_events)},
+            "created_at": attr_s(format_utc(record.created_at)),
+            "updated_at": attr_s(format_utc(record.updated_at)),
+        }
+        with translated_errors():
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get_erasure(self, tenant_id: str, erasure_id: str) -> ErasureRecord | None:
+        with translated_errors():
+            answer = self._client.get_item(
+                TableName=self._table, Key=_erasure_key(tenant_id, erasure_id), ConsistentRead=True
+            )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return ErasureRecord(
+            tenant_id=item["tenant_id"]["S"],
+            erasure_id=item["erasure_id"]["S"],
+            user_id=item["user_id"]["S"],
+            status=item["status"]["S"],
+            deleted_events=int(item["deleted_events"]["N"]),
+            created_at=parse_utc(item["created_at"]["S"]),
+            updated_at=parse_utc(item["updated_at"]["S"]),
+        )
+
+    def set_erasure_status(
+        self, tenant_id: str, erasure_id: str, status: Literal["running", "completed", "failed"], now: datetime
+    ) -> None:
+        with translated_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key=_erasure_key(tenant_id, erasure_id),
+                UpdateExpression="SET #status = :status, updated_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":status": attr_s(status), ":now": attr_s(format_utc(now))},
+            )
+
+    def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None:
+        with translated_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key=_erasure_key(tenant_id, erasure_id),
+                UpdateExpression="ADD deleted_events :count",
+                ExpressionAttributeValues={":count": {"N": str(count)}},
+            )
+
+
+def erasure_store() -> DynamoErasureStore:
+    return DynamoErasureStore(dynamodb_client(), get_settings().tenants_table)
 
 
 def event_store() -> DynamoEventStore:

@@ -11,10 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from tracker.aggregates import ACTION_PREFIX, AggregateKey, Chunk, ReceivedEvent, UserDayActions, action_counts
+from tracker.aggregates import (
+    ACTION_PREFIX,
+    AggregateKey,
+    Chunk,
+    ReceivedEvent,
+    UserDayActions,
+    action_counts,
+    hour_users_partition,
+    user_partition,
+)
 from tracker.dynamodb import Item, attr_s, dynamodb_client, translated_errors
 from tracker.records import RECEIVED_SHARDS
-from tracker.rollup import Progress, RollupConflict
+from tracker.rollup import MAX_ITEMS_PER_COMMIT, Progress, RollupConflict
 from tracker.settings import get_settings
 from tracker.stats import AggregateItem
 from tracker.timefmt import format_utc, parse_utc
@@ -43,9 +52,9 @@ def _numbers(item: Item) -> Iterator[tuple[str, int]]:
 
 def progress_from_item(item: Item) -> Progress:
     return Progress(
-        as_of=parse_utc(item["as_of"]["S"]),
+        as_of=parse_utc(item["as_of"]["S"]) if "as_of" in item else None,
         position=item["position"]["S"] if "position" in item else None,
-        partial=item["partial"]["BOOL"],
+        partial=item.get("partial", {}).get("BOOL", False),
         version=int(item["version"]["N"]),
     )
 
@@ -145,6 +154,8 @@ class DynamoAggregateStore:
         return found
 
     def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
+        if progress.as_of is None:
+            raise ValueError("A rollup commit always moves as_of.")
         writes = [
             _update_delta(self._table, key, delta.count, delta.users, dict(delta.actions))
             for key, delta in chunk.deltas.items()
@@ -189,6 +200,38 @@ class DynamoAggregateStore:
             if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
                 raise RollupConflict("Another rollup committed first.") from error
             raise
+
+    # ------------------------------------------------------------ erasure
+
+    def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
+        """Deletes the user's partition and their entries in the hourly top-user lists.
+
+        Each transaction also bumps the rollup's version, so a rollup that read the user's
+        events before they were deleted fails its next commit instead of writing them back.
+        """
+        partition = user_partition(tenant_id, user_id)
+        keys: list[AggregateKey] = []
+        for item in self.read_partition(partition):
+            keys.append((partition, item.sort_key))
+            if item.sort_key.startswith("H#"):
+                keys.append((hour_users_partition(tenant_id, parse_utc(item.sort_key[2:])), user_id))
+        bump = {
+            "Update": {
+                "TableName": self._table,
+                "Key": PROGRESS_KEY,
+                "UpdateExpression": "SET #version = if_not_exists(#version, :zero) + :one",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":zero": _n(0), ":one": _n(1)},
+            }
+        }
+        for offset in range(0, max(len(keys), 1), MAX_ITEMS_PER_COMMIT):
+            deletes = [
+                {"Delete": {"TableName": self._table, "Key": _key(key)}}
+                for key in keys[offset : offset + MAX_ITEMS_PER_COMMIT]
+            ]
+            with translated_errors():
+                self._client.transact_write_items(TransactItems=[*deletes, bump])  # type: ignore[list-item]
+        return len(keys)
 
     # ------------------------------------------------------------ statistics
 

@@ -278,3 +278,22 @@ class ActionDaily(BaseModel):
     action: str
     as_of: UtcTimestamp
     items: list[ActionDay]
+
+
+# ---------------------------------------------------------------- erasure
+
+ErasureStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class ErasureAccepted(BaseModel):
+    erasure_id: str
+    status: ErasureStatus
+
+
+class ErasureOut(BaseModel):
+    erasure_id: str
+    user_id: str
+    status: ErasureStatus
+    deleted_events: int
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp

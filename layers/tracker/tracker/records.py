@@ -91,3 +91,13 @@ class ApiKeyRecord(BaseModel):
     role: Role
     tenant_id: str | None
     created_at: datetime
+
+
+class ErasureRecord(BaseModel):
+    tenant_id: str
+    erasure_id: str
+    user_id: str
+    status: Literal["pending", "running", "completed", "failed"]
+    deleted_events: int
+    created_at: datetime
+    updated_at: datetime

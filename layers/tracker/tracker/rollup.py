@@ -38,8 +38,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Progress:
-    as_of: datetime
-    """Every event received before this instant is counted, and none after it."""
+    as_of: datetime | None
+    """Every event received before this instant is counted, and none after it (None: no run yet).
+
+    Erasure bumps the version of the record (creating it if need be) so that a rollup holding
+    events read before an erasure cannot commit them; such a record has no ``as_of`` yet.
+    """
     position: str | None
     """The ``received_key`` of the last event counted."""
     partial: bool
@@ -97,7 +101,7 @@ class _Run:
             progress_as_of, position, partial = self.end, None, False
         elif last is not None and next_event.received_at == last.received_at:
             # The chunk ends inside a group of events received at the same instant: as_of waits.
-            progress_as_of = previous.as_of if previous else self.start
+            progress_as_of = previous.as_of if previous and previous.as_of else self.start
             position, partial = last.received_key, True
         else:
             progress_as_of = next_event.received_at
@@ -123,7 +127,7 @@ def run_rollup(
     """Counts the events received since the last run, up to ``now - settle``."""
     progress = store.load_progress()
     end = truncate_to_millis(now - settle)
-    start = progress.as_of if progress else end - initial_lookback
+    start = progress.as_of if progress and progress.as_of else end - initial_lookback
     after = progress.position if progress else None
     run = _Run(store, start, end, progress)
     if end <= start:

@@ -12,6 +12,7 @@ class Settings(BaseModel):
     events_table: str = ""
     tenants_table: str = ""
     aggregates_table: str = ""
+    erase_worker_function: str = ""
     # An event is counted once it was received this long before a rollup's "now": longer than
     # the ingest function's timeout, so that no write still in flight is passed over.
     rollup_settle_seconds: float = Field(default=60, ge=0)

@@ -86,7 +86,7 @@ def snapshot(store: StatsStore, read: Callable[[], T], pause: float = 0.05) -> t
         value = read()
         after = store.load_progress()
         if (before and before.version) == (after and after.version):
-            return (before.as_of if before else NEVER), value
+            return (before.as_of if before and before.as_of else NEVER), value
     raise Unavailable("The statistics are being updated; retry in a moment.", retry_after_seconds=1)
 
 

@@ -1,0 +1,24 @@
+"""Runs one erasure to its end (invoked asynchronously; Lambda retries it, and it resumes)."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tracker.dynamodb import erasure_store, event_store
+from tracker.dynamodb_aggregates import aggregate_store
+from tracker.erasure import erase_user
+from tracker.http import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
+    tenant_id, erasure_id = str(event["tenant_id"]), str(event["erasure_id"])
+    logger.append_keys(tenant_id=tenant_id, erasure_id=erasure_id)
+    done = erase_user(erasure_store(), event_store(), aggregate_store(), tenant_id, erasure_id)
+    metrics.add_metric(name="ErasuresCompleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ErasedEvents", unit=MetricUnit.Count, value=done.deleted_events)
+    logger.info("Erasure completed", extra={"deleted_events": done.deleted_events})
+    return done.model_dump(mode="json")

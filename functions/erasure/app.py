@@ -1,0 +1,40 @@
+"""DELETE /v1/users/{user_id} and GET /v1/erasures/{erasure_id}: erasure of a user's data."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from tracker import erasure
+from tracker.dynamodb import erasure_store
+from tracker.http import create_app, error_responses, lambda_entry, model_response, path_parameter, tenant_id_of
+from tracker.lambda_invoke import start_erasure_worker
+from tracker.models import ErasureAccepted, ErasureOut
+
+app = create_app()
+
+
+@app.delete(
+    "/v1/users/<user_id>",
+    summary="Erase every event and per-user statistic of a user (in the background)",
+    tags=["erasure"],
+    responses={
+        202: {"description": "Erasure started", "content": {"application/json": {"model": ErasureAccepted}}},
+        **error_responses(401, 403, 429, 503),
+    },
+)
+def delete_user(user_id: str) -> Response[ErasureAccepted]:  # noqa: ARG001 - routed but still percent-encoded
+    accepted = erasure.request_erasure(
+        erasure_store(), tenant_id_of(app), path_parameter(app, "user_id"), start_erasure_worker
+    )
+    return model_response(202, accepted)
+
+
+@app.get(
+    "/v1/erasures/<erasure_id>",
+    summary="The progress of an erasure",
+    tags=["erasure"],
+    responses=error_responses(401, 403, 404, 429, 503),
+)
+def get_erasure(erasure_id: str) -> ErasureOut:
+    return erasure.get_erasure(erasure_store(), tenant_id_of(app), erasure_id)
+
+
+lambda_handler = lambda_entry(app)

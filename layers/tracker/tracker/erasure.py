@@ -1,0 +1,105 @@
+"""Erasure of a user's data on request (GDPR): every event and per-user aggregate, in the background.
+
+The API records the request and starts a worker; the worker deletes the user's events page by
+page, then the user's aggregates, and can be run again at any point until it completes. Tenant-
+wide totals keep their anonymous counts. An event the user sends after the erasure is new data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Literal, Protocol
+
+from tracker.errors import NotFound
+from tracker.models import ErasureAccepted, ErasureOut
+from tracker.records import ErasureRecord
+from tracker.timefmt import utc_now
+
+
+class ErasureStore(Protocol):
+    def create_erasure(self, record: ErasureRecord) -> None: ...
+
+    def get_erasure(self, tenant_id: str, erasure_id: str) -> ErasureRecord | None: ...
+
+    def set_erasure_status(
+        self, tenant_id: str, erasure_id: str, status: Literal["running", "completed", "failed"], now: datetime
+    ) -> None: ...
+
+    def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None: ...
+
+
+class UserEventEraser(Protocol):
+    def user_event_pages(self, tenant_id: str, user_id: str) -> Iterator[list[str]]:
+        """The keys of the user's events, a page at a time."""
+
+    def delete_events(self, keys: list[str]) -> None: ...
+
+
+class UserAggregateEraser(Protocol):
+    def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
+        """Deletes every per-user aggregate item; returns how many there were."""
+
+
+def erasure_out(record: ErasureRecord) -> ErasureOut:
+    return ErasureOut(
+        erasure_id=record.erasure_id,
+        user_id=record.user_id,
+        status=record.status,
+        deleted_events=record.deleted_events,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def request_erasure(
+    store: ErasureStore, tenant_id: str, user_id: str, start_worker: Callable[[ErasureRecord], None]
+) -> ErasureAccepted:
+    now = utc_now()
+    record = ErasureRecord(
+        tenant_id=tenant_id,
+        erasure_id=f"era_{secrets.token_hex(10)}",
+        user_id=user_id,
+        status="pending",
+        deleted_events=0,
+        created_at=now,
+        updated_at=now,
+    )
+    store.create_erasure(record)
+    start_worker(record)
+    return ErasureAccepted(erasure_id=record.erasure_id, status=record.status)
+
+
+def get_erasure(store: ErasureStore, tenant_id: str, erasure_id: str) -> ErasureOut:
+    record = store.get_erasure(tenant_id, erasure_id)
+    if record is None:
+        raise NotFound(f"No erasure {erasure_id}.")
+    return erasure_out(record)
+
+
+def erase_user(
+    store: ErasureStore,
+    events: UserEventEraser,
+    aggregates: UserAggregateEraser,
+    tenant_id: str,
+    erasure_id: str,
+) -> ErasureOut:
+    """Runs (or resumes) an erasure to its end; marks it failed and re-raises on an error."""
+    record = store.get_erasure(tenant_id, erasure_id)
+    if record is None:
+        raise NotFound(f"No erasure {erasure_id} for tenant {tenant_id}.")
+    if record.status == "completed":
+        return erasure_out(record)
+    store.set_erasure_status(tenant_id, erasure_id, "running", utc_now())
+    try:
+        for keys in events.user_event_pages(tenant_id, record.user_id):
+            events.delete_events(keys)
+            store.add_deleted_events(tenant_id, erasure_id, len(keys))
+        # After the events: a rollup that read some of them before they went cannot write them back.
+        aggregates.delete_user_aggregates(tenant_id, record.user_id)
+    except Exception:
+        store.set_erasure_status(tenant_id, erasure_id, "failed", utc_now())
+        raise
+    store.set_erasure_status(tenant_id, erasure_id, "completed", utc_now())
+    return get_erasure(store, tenant_id, erasure_id)
