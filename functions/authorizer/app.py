@@ -9,6 +9,8 @@ from tracker.auth import authenticate, policy
 from tracker.dynamodb import tenant_store
 from tracker.errors import Unauthorized
 from tracker.http import logger, metrics, tracer
+from tracker.records import RateLimitRecord
+from tracker.settings import get_settings
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -21,7 +23,9 @@ def _header(event: dict[str, Any], name: str) -> str | None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
     try:
-        principal = authenticate(tenant_store(), _header(event, "x-api-key"))
+        settings = get_settings()
+        default_limit = RateLimitRecord(rate=settings.default_rate_limit, burst=settings.default_burst_limit)
+        principal = authenticate(tenant_store(), _header(event, "x-api-key"), default_limit)
     except Unauthorized:
         metrics.add_metric(name="KeysRefused", unit=MetricUnit.Count, value=1)
         # The exact message API Gateway turns into a 401.

@@ -9,6 +9,7 @@ from tracker import tenants
 from tracker.dynamodb import tenant_store
 from tracker.http import create_app, error_responses, lambda_entry, model_response, require_admin
 from tracker.models import ApiKeyCreated, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+from tracker.usage_plans import usage_plans
 
 app = create_app()
 ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
@@ -25,7 +26,7 @@ ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
 )
 def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCreated]:
     require_admin(app)
-    return model_response(201, tenants.create_tenant(tenant_store(), request))
+    return model_response(201, tenants.create_tenant(tenant_store(), usage_plans(), request))
 
 
 @app.get(
@@ -47,7 +48,7 @@ def list_tenants(
 )
 def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
     require_admin(app)
-    return tenants.update_tenant(tenant_store(), tenant_id, patch)
+    return tenants.update_tenant(tenant_store(), usage_plans(), tenant_id, patch)
 
 
 @app.post(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracker.errors import Unauthorized
-from tracker.records import Role
+from tracker.records import RateLimitRecord, Role
 from tracker.storage import TenantStore
 from tracker.tenants import hash_api_key
 
@@ -27,13 +27,24 @@ class Principal:
     tenant_id: str | None
     active: bool
     timezone: str = "UTC"
+    usage_key: str | None = None
+    rate: float | None = None
+    burst: int | None = None
 
-    def context(self) -> dict[str, str]:
-        """What the handlers read from ``requestContext.authorizer`` (strings only)."""
-        return {"tenant_id": self.tenant_id or "", "role": self.role, "key_id": self.key_id, "timezone": self.timezone}
+    def context(self) -> dict[str, str | float | int]:
+        """What the handlers (and the local gateway's rate limiter) read from ``requestContext.authorizer``."""
+        context: dict[str, str | float | int] = {
+            "tenant_id": self.tenant_id or "",
+            "role": self.role,
+            "key_id": self.key_id,
+            "timezone": self.timezone,
+        }
+        if self.rate is not None and self.burst is not None:
+            context.update(rate=self.rate, burst=self.burst)
+        return context
 
 
-def authenticate(store: TenantStore, api_key: str | None) -> Principal:
+def authenticate(store: TenantStore, api_key: str | None, default_limit: RateLimitRecord) -> Principal:
     """The principal of a key; Unauthorized for a missing, unknown or revoked key."""
     if not api_key:
         raise Unauthorized("A valid x-api-key header is required.")
@@ -45,12 +56,18 @@ def authenticate(store: TenantStore, api_key: str | None) -> Principal:
     if key.tenant_id is None:
         return Principal(key_id=key.key_id, role=key.role, tenant_id=None, active=True)
     tenant = store.get_tenant(key.tenant_id)
+    if tenant is None:
+        return Principal(key_id=key.key_id, role=key.role, tenant_id=key.tenant_id, active=False)
+    limit = tenant.rate_limit or default_limit
     return Principal(
         key_id=key.key_id,
         role=key.role,
         tenant_id=key.tenant_id,
-        active=tenant is not None and tenant.active,
-        timezone=tenant.timezone if tenant else "UTC",
+        active=tenant.active,
+        timezone=tenant.timezone,
+        usage_key=tenant.usage_key,
+        rate=limit.rate,
+        burst=limit.burst,
     )
 
 
@@ -75,11 +92,14 @@ def policy(principal: Principal, method_arn: str) -> dict[str, Any]:
             _statement("Allow", [f"{prefix}/*/{path}" for path in DATA_PATHS]),
             _statement("Deny", admin),
         ]
-    return {
+    answer: dict[str, Any] = {
         "principalId": principal.key_id,
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
         "context": principal.context(),
     }
+    if principal.usage_key:
+        answer["usageIdentifierKey"] = principal.usage_key
+    return answer
 
 
 def _statement(effect: str, resources: list[str]) -> dict[str, Any]:

@@ -265,6 +265,9 @@ def tenant_to_item(tenant: TenantRecord) -> Item:
     if tenant.rate_limit is not None:
         item["rate"] = {"N": repr(tenant.rate_limit.rate)}
         item["burst"] = {"N": str(tenant.rate_limit.burst)}
+    if tenant.usage_key_id and tenant.usage_key:
+        item["usage_key_id"] = attr_s(tenant.usage_key_id)
+        item["usage_key"] = attr_s(tenant.usage_key)
     return item
 
 
@@ -279,6 +282,8 @@ def tenant_from_item(item: Item) -> TenantRecord:
         active=item["active"]["BOOL"],
         created_at=parse_utc(item["created_at"]["S"]),
         rate_limit=rate_limit,
+        usage_key_id=item["usage_key_id"]["S"] if "usage_key_id" in item else None,
+        usage_key=item["usage_key"]["S"] if "usage_key" in item else None,
     )
 
 

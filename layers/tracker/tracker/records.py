@@ -81,6 +81,9 @@ class TenantRecord(BaseModel):
     active: bool
     created_at: datetime
     rate_limit: RateLimitRecord | None = None
+    usage_key_id: str | None = None
+    """The tenant's API Gateway API key, by which its usage plan (rate limit) applies."""
+    usage_key: str | None = None
 
 
 class ApiKeyRecord(BaseModel):

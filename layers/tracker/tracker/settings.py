@@ -13,6 +13,9 @@ class Settings(BaseModel):
     tenants_table: str = ""
     aggregates_table: str = ""
     erase_worker_function: str = ""
+    usage_plan_name: str = ""
+    default_rate_limit: float = Field(default=50, gt=0)
+    default_burst_limit: int = Field(default=100, ge=1)
     # An event is counted once it was received this long before a rollup's "now": longer than
     # the ingest function's timeout, so that no write still in flight is passed over.
     rollup_settle_seconds: float = Field(default=60, ge=0)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from tracker.records import ApiKeyRecord, EventRecord, TenantRecord
+from tracker.records import ApiKeyRecord, EventRecord, RateLimitRecord, TenantRecord
 
 
 class StoreUnavailable(Exception):
@@ -39,6 +39,16 @@ class EventStore(Protocol):
 
     def ping(self) -> None:
         """Raises StoreUnavailable when the store does not answer."""
+
+
+class UsagePlans(Protocol):
+    """Where rate limits are enforced: API Gateway usage plans in the cloud."""
+
+    def create_tenant_key(self, tenant_id: str) -> tuple[str, str]:
+        """A usage key for a new tenant, in the default plan: its id and value."""
+
+    def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
+        """The tenant's own rate limit, or the default one (None)."""
 
 
 class TenantStore(Protocol):

@@ -10,7 +10,7 @@ from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, Unavailable
 from tracker.models import ApiKeyCreated, RateLimit, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
 from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
-from tracker.storage import DuplicateName, StoreUnavailable, TenantStore
+from tracker.storage import DuplicateName, StoreUnavailable, TenantStore, UsagePlans
 from tracker.timefmt import utc_now
 
 API_KEY_PREFIX = "atk_"
@@ -45,14 +45,20 @@ def tenant_out(tenant: TenantRecord) -> TenantOut:
     )
 
 
-def create_tenant(store: TenantStore, request: TenantCreate, now: datetime | None = None) -> TenantCreated:
+def create_tenant(
+    store: TenantStore, plans: UsagePlans, request: TenantCreate, now: datetime | None = None
+) -> TenantCreated:
     now = now or utc_now()
+    tenant_id = f"ten_{secrets.token_hex(8)}"
+    usage_key_id, usage_key = plans.create_tenant_key(tenant_id)
     tenant = TenantRecord(
-        tenant_id=f"ten_{secrets.token_hex(8)}",
+        tenant_id=tenant_id,
         name=request.name,
         timezone=request.timezone,
         active=True,
         created_at=now,
+        usage_key_id=usage_key_id,
+        usage_key=usage_key,
     )
     api_key, key = _new_key("tenant", tenant.tenant_id, now)
     try:
@@ -76,7 +82,7 @@ def _existing(store: TenantStore, tenant_id: str) -> TenantRecord:
     return tenant
 
 
-def update_tenant(store: TenantStore, tenant_id: str, patch: TenantPatch) -> TenantOut:
+def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: TenantPatch) -> TenantOut:
     """Applies the fields the patch sets; ``rate_limit: null`` restores the default."""
     tenant = _existing(store, tenant_id)
     if "active" in patch.model_fields_set and patch.active is not None:
@@ -84,6 +90,8 @@ def update_tenant(store: TenantStore, tenant_id: str, patch: TenantPatch) -> Ten
     if "rate_limit" in patch.model_fields_set:
         limit = patch.rate_limit
         tenant.rate_limit = RateLimitRecord(rate=limit.rate, burst=limit.burst) if limit else None
+        if tenant.usage_key_id:
+            plans.apply_rate_limit(tenant.tenant_id, tenant.usage_key_id, tenant.rate_limit)
     store.save_tenant(tenant)
     return tenant_out(tenant)
 
