@@ -13,14 +13,21 @@ export PYTHONDONTWRITEBYTECODE := 1
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
+CHECKOV_STAMP := $(VENV)/checkov/.installed
 
-.PHONY: run test lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
+.PHONY: run test scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	$(PY) -m local_stack run
 
-test: lint typecheck template openapi-check ## Everything CI checks
+test: lint typecheck template openapi-check scan ## Everything CI checks
 	$(PY) -m pytest tests
+
+scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
+	$(VENV)/bin/bandit -q -r layers functions local_stack ops -ll
+	$(VENV)/bin/pip-audit --disable-pip --no-deps -r requirements/run.txt -r layers/deps/requirements.txt 2>&1 | tee .venv/pip-audit.txt | head -3
+	@! grep -q "could not be audited" .venv/pip-audit.txt || echo "pip-audit: the vulnerability service was out of reach for some packages (listed in .venv/pip-audit.txt); they were not audited."
+	$(VENV)/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
@@ -68,7 +75,7 @@ invoke: $(RUN_STAMP) ## Like sam local invoke, in-process: make invoke FUNCTION=
 	$(PY) -m local_stack invoke $(FUNCTION) -e $(EVENT)
 
 lock: $(VENV)/bin/uv ## Re-pin requirements/*.txt from requirements/*.in
-	cd requirements && for name in run dev sam; do ../$(UV) pip compile -q --python-version 3.11 $$name.in -o $$name.txt; done
+	cd requirements && for name in run dev sam checkov; do ../$(UV) pip compile -q --python-version 3.11 $$name.in -o $$name.txt; done
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
@@ -83,6 +90,11 @@ $(RUN_STAMP): requirements/run.txt | $(VENV)/bin/uv
 
 $(DEV_STAMP): requirements/dev.txt $(RUN_STAMP)
 	$(UV) pip install -q --python $(PY) -r requirements/dev.txt
+	touch $@
+
+$(CHECKOV_STAMP): requirements/checkov.txt | $(VENV)/bin/uv
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(UV) pip install -q --python $(VENV)/checkov/bin/python -r requirements/checkov.txt
 	touch $@
 
 $(SAM_STAMP): requirements/sam.txt | $(VENV)/bin/uv
