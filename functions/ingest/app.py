@@ -55,8 +55,15 @@ def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
+    settings = get_settings()
+    context = app.lambda_context
     result = events.ingest_batch(
-        event_store(), batch.events, tenant_id_of(app), utc_now(), get_settings().ingest_concurrency
+        event_store(),
+        batch.events,
+        tenant_id_of(app),
+        utc_now(),
+        settings.ingest_concurrency,
+        out_of_time=lambda: context.get_remaining_time_in_millis() < settings.ingest_deadline_margin_ms,
     )
     _count(result.accepted, result.duplicates, result.rejected)
     return result

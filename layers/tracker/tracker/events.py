@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,9 +126,19 @@ def store_event(store: EventStore, record: EventRecord) -> Stored:
 
 
 def ingest_batch(
-    store: EventStore, raw_events: Sequence[Any], tenant_id: str, received_at: datetime, concurrency: int
+    store: EventStore,
+    raw_events: Sequence[Any],
+    tenant_id: str,
+    received_at: datetime,
+    concurrency: int,
+    *,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> BatchResult:
-    """Stores each valid event once; each event gets its own result, in order."""
+    """Stores each valid event once; each event gets its own result, in order.
+
+    Once ``out_of_time()`` says so, no further write starts: those events are rejected as
+    ``unavailable`` (nothing of them was stored), so the answer stays truthful.
+    """
     outcomes: list[Stored | ApiError | None] = [None] * len(raw_events)
     records: dict[int, EventRecord] = {}
     first_index_of: dict[str, int] = {}
@@ -147,6 +157,8 @@ def ingest_batch(
             first_index_of[record.event_id] = index
 
     def store_one(index: int) -> Stored | ApiError:
+        if out_of_time():
+            return Unavailable("The request ran out of time before this event was stored; send it again.")
         try:
             return store_event(store, records[index])
         except ApiError as error:
