@@ -10,12 +10,8 @@ from tracker.dynamodb import tenant_store
 from tracker.errors import Unauthorized
 from tracker.http import logger, metrics, tracer
 from tracker.records import RateLimitRecord
+from tracker.request_body import header
 from tracker.settings import get_settings
-
-
-def _header(event: dict[str, Any], name: str) -> str | None:
-    headers = event.get("headers") or {}
-    return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -25,7 +21,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = get_settings()
         default_limit = RateLimitRecord(rate=settings.default_rate_limit, burst=settings.default_burst_limit)
-        principal = authenticate(tenant_store(), _header(event, "x-api-key"), default_limit)
+        principal = authenticate(tenant_store(), header(event, "x-api-key"), default_limit)
     except Unauthorized:
         metrics.add_metric(name="KeysRefused", unit=MetricUnit.Count, value=1)
         # The exact message API Gateway turns into a 401.

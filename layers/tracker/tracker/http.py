@@ -5,8 +5,6 @@ A function module is then a few routes that parse, call the domain, and return a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -26,12 +24,12 @@ from tracker.errors import (
     BadRequest,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     Unavailable,
     ValidationFailed,
     pydantic_details,
 )
 from tracker.models import ErrorResponse
+from tracker.request_body import json_body_event
 from tracker.storage import StoreUnavailable
 
 logger = Logger()
@@ -155,26 +153,11 @@ def path_parameter(app: APIGatewayRestResolver, name: str) -> str:
     return str((app.current_event.path_parameters or {})[name])
 
 
-def body_bytes(event: Mapping[str, Any]) -> bytes:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("The body is not valid base64.") from None
-    return str(body).encode()
-
-
-def check_body_size(event: Mapping[str, Any], limit: int | None) -> None:
-    if limit is not None and len(body_bytes(event)) > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
-
-
 def lambda_entry(app: APIGatewayRestResolver, body_limits: Mapping[str, int] | None = None) -> Handler:
     """The Lambda handler of a function: logs, traces and metrics around ``app.resolve``.
 
-    ``body_limits`` maps a route (``"POST /v1/events"``) to its largest body in bytes; a larger
-    body is refused before anything parses it.
+    ``body_limits`` maps each route that takes a JSON body (``"POST /v1/events"``) to its
+    largest body in bytes; such a body is read strictly (``request_body``) before the resolver.
     """
     limits = dict(body_limits or {})
 
@@ -186,7 +169,8 @@ def lambda_entry(app: APIGatewayRestResolver, body_limits: Mapping[str, int] | N
         metrics.add_dimension(name="route", value=route)
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         try:
-            check_body_size(event, limits.get(route))
+            if route in limits:
+                event = json_body_event(event, limits[route])
         except ApiError as error:
             result = response_to_proxy(_error_response(error))
         else:
