@@ -6,17 +6,20 @@ They mirror what ``tracker.dynamodb`` does with DynamoDB, without a network:
   (``{occurred_at}#{event_id}``), filtered to ``[start, end)``, an optional action, ``limit`` items
   and whether more follow, resuming strictly after the ``after`` position in the query's order;
 - tenants: one name per tenant (case-insensitive, as the name reservation item does), keys by owner
-  and by hash, tenants listed by ``{created_at}#{tenant_id}``, ``None`` as the position of the last page.
+  and by hash, tenants listed by ``{created_at}#{tenant_id}``, ``None`` as the position of the last page;
+- usage plans: each tenant's usage key in the default plan, or in a plan of its own while its rate
+  limit is overridden (what ``tracker.usage_plans`` does with API Gateway).
 
 Records are copied in and out, as a round trip through a real store would.
 """
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections.abc import Callable
-from datetime import datetime
 
-from tracker.records import ApiKeyRecord, EventRecord, TenantRecord
+from tracker.records import ApiKeyRecord, EventRecord, RateLimitRecord, TenantRecord
 from tracker.storage import DuplicateName, StoreUnavailable, UserEventsQuery
 from tracker.timefmt import format_utc
 
@@ -138,5 +141,52 @@ class InMemoryTenantStore:
         self.keys_by_hash[key.key_hash] = key.model_copy(deep=True)
 
 
-def tenant_record(tenant_id: str, name: str, created_at: datetime, *, active: bool = True) -> TenantRecord:
-    return TenantRecord(tenant_id=tenant_id, name=name, timezone="UTC", active=active, created_at=created_at)
+DEFAULT_PLAN = "default"
+
+
+class InMemoryUsagePlans:
+    def __init__(self) -> None:
+        self.key_tenant: dict[str, str] = {}
+        """usage key id -> tenant id"""
+        self.key_values: dict[str, str] = {}
+        self.plan_of_key: dict[str, str] = {}
+        """usage key id -> the plan it is in: DEFAULT_PLAN or the tenant's own plan"""
+        self.own_plans: dict[str, RateLimitRecord] = {}
+        """plan name -> its throttle"""
+        self.down = False
+        self._ids = itertools.count(1)
+
+    def create_tenant_key(self, tenant_id: str) -> tuple[str, str]:
+        if self.down:
+            raise StoreUnavailable("API Gateway is down")
+        key_id = f"uk{next(self._ids):04d}"
+        value = secrets.token_urlsafe(30)
+        self.key_tenant[key_id] = tenant_id
+        self.key_values[key_id] = value
+        self.plan_of_key[key_id] = DEFAULT_PLAN
+        return key_id, value
+
+    def delete_tenant_key(self, key_id: str) -> None:
+        if self.down:
+            raise StoreUnavailable("API Gateway is down")
+        self.key_tenant.pop(key_id, None)
+        self.key_values.pop(key_id, None)
+        self.plan_of_key.pop(key_id, None)
+
+    def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
+        if self.down or key_id not in self.key_tenant:
+            raise StoreUnavailable("API Gateway did not take the rate limit")
+        own = f"{DEFAULT_PLAN}-{tenant_id}"
+        if limit is None:
+            self.own_plans.pop(own, None)
+            self.plan_of_key[key_id] = DEFAULT_PLAN
+        else:
+            self.own_plans[own] = limit.model_copy()
+            self.plan_of_key[key_id] = own
+
+    def limit_of(self, key_id: str) -> RateLimitRecord | None:
+        """The throttle of the key's plan; None for the default plan."""
+        return self.own_plans.get(self.plan_of_key[key_id])
+
+    def keys_of(self, tenant_id: str) -> list[str]:
+        return [key_id for key_id, owner in self.key_tenant.items() if owner == tenant_id]

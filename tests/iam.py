@@ -19,7 +19,7 @@ def allows(answer: dict[str, Any], arn: str) -> bool:
     effects = {
         statement["Effect"]
         for statement in answer["policyDocument"]["Statement"]
-        if statement["Action"] in {"execute-api:Invoke", ["execute-api:Invoke"]}
+        if "execute-api:Invoke" in _as_list(statement["Action"])
         and any(fnmatchcase(arn, resource) for resource in _as_list(statement["Resource"]))
     }
     return "Allow" in effects and "Deny" not in effects

@@ -8,7 +8,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tracker import events
 from tracker.dynamodb import event_store
-from tracker.errors import ApiError
 from tracker.http import create_app, error_responses, lambda_entry, metrics, model_response, tenant_id_of
 from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.settings import get_settings
@@ -17,10 +16,19 @@ from tracker.timefmt import utc_now
 app = create_app()
 
 
+SINGLE_EVENT_ROUTE = "POST /v1/events"
+
+
 def _count(accepted: int, duplicates: int, rejected: int) -> None:
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=accepted)
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=rejected)
+
+
+def _count_single_event(route: str, status: int) -> None:
+    """The single route's outcome is its status, whichever layer answered (validation included)."""
+    if route == SINGLE_EVENT_ROUTE:
+        _count(status == 201, status == 200, status >= 400)
 
 
 @app.post(
@@ -37,13 +45,8 @@ def _count(accepted: int, duplicates: int, rejected: int) -> None:
     },
 )
 def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
-    try:
-        record = events.to_record(event, tenant_id_of(app), utc_now())
-    except ApiError:
-        _count(0, 0, 1)
-        raise
+    record = events.to_record(event, tenant_id_of(app), utc_now())
     stored = events.store_event(event_store(), record)
-    _count(stored.status == "accepted", stored.status == "duplicate", 0)
     status = 201 if stored.status == "accepted" else 200
     return model_response(status, stored.to_status())
 
@@ -70,5 +73,7 @@ def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
 
 
 lambda_handler = lambda_entry(
-    app, body_limits={"POST /v1/events": MAX_EVENT_BYTES, "POST /v1/events/batch": MAX_BATCH_BYTES}
+    app,
+    body_limits={SINGLE_EVENT_ROUTE: MAX_EVENT_BYTES, "POST /v1/events/batch": MAX_BATCH_BYTES},
+    on_response=_count_single_event,
 )

@@ -78,9 +78,7 @@ class Functions:
         from tracker.settings import get_settings
 
         spec = self.template.functions[logical_id]
-        context = LambdaContext(
-            function_name=spec.name, invoked_function_arn=spec.arn, memory_limit_in_mb=spec.memory
-        )
+        context = LambdaContext(function_name=spec.name, invoked_function_arn=spec.arn, memory_limit_in_mb=spec.memory)
         with mock.patch.dict(os.environ, spec.environment):
             get_settings.cache_clear()
             try:
@@ -94,15 +92,21 @@ class Functions:
             assert self.template.api is not None
             assert self.template.api.authorizer_function is not None
             return self.template.api.authorizer_function
+        if "erasure_id" in event and "httpMethod" not in event:
+            return "EraseWorkerFunction"  # the asynchronous invocation the erasure function makes
+        if "httpMethod" not in event:
+            # A scheduled event (an EventBridge rule's, or a Scheduler's input): the scheduled function.
+            (scheduled,) = [logical_id for logical_id, spec in self.template.functions.items() if spec.schedules]
+            return scheduled
         for logical_id, spec in self.template.functions.items():
             for route in spec.routes:
                 if route.method == event["httpMethod"] and route.path == event["resource"]:
                     return logical_id
         raise LookupError(f"No function of the template serves {event['httpMethod']} {event['resource']}")
 
-    def http(self, event: dict[str, Any]) -> HttpAnswer:
-        """Invokes the function of an API Gateway proxy event; the answer with its body parsed."""
-        result = self.invoke(self.function_for(event), event)
+    def http(self, event: dict[str, Any], logical_id: str | None = None) -> HttpAnswer:
+        """Invokes the function of an API Gateway proxy event (or the one named); the answer, its body parsed."""
+        result = self.invoke(logical_id or self.function_for(event), event)
         assert isinstance(result, dict), result
         assert set(result) >= {"statusCode", "body"}, result
         body_text = result.get("body")

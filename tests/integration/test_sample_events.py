@@ -7,23 +7,30 @@ the ids the events carry.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
 from local_stack.template import Template
 from tests.iam import allows
 from tracker.events import prepare_event
-from tracker.records import ApiKeyRecord, TenantRecord
+from tracker.dynamodb import DynamoErasureStore
+from tracker.records import ApiKeyRecord, ErasureRecord, TenantRecord
 from tracker.tenants import hash_api_key
 
 from .support import EVENTS_DIR, Functions, event_store, sample_event, tenant_store
 
-# The expected answer of every sample event: an HTTP status, or the authorizer's policy effect.
+# The expected answer of every sample event: an HTTP status, the authorizer's policy effect, or
+# "completes" for a scheduled function (it returns its report).
 EXPECTED: dict[str, int | str] = {
     "authorizer/request.json": "Allow",
+    "rollup/scheduled_event.json": "completes",
+    "rollup/scheduler_input.json": "completes",
     "health/get.json": 200,
     "ingest/post_event.json": 201,
     "ingest/post_batch.json": 200,
@@ -34,6 +41,15 @@ EXPECTED: dict[str, int | str] = {
     "tenants/update_tenant.json": 200,
     "tenants/create_key.json": 201,
     "tenants/revoke_key.json": 204,
+    "stats/user_activity.json": 200,
+    "stats/daily.json": 200,
+    "stats/top_users.json": 200,
+    "stats/trend.json": 200,
+    "stats/frequency.json": 200,
+    "stats/action_daily.json": 200,
+    "erasure/delete_user.json": 202,
+    "erasure/get_erasure.json": 200,
+    "erase_worker/erase.json": "completes",
 }
 NOT_EVENTS = {"env.json"}
 SAMPLE_FILES = sorted(
@@ -62,7 +78,35 @@ def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
         now,
     )
     event_store(template, client).put_new(record)
+    erasure_id = sample_event("erase_worker/erase.json")["erasure_id"]
+    DynamoErasureStore(client, template.functions["ErasureFunction"].environment["TENANTS_TABLE"]).create_erasure(
+        ErasureRecord(
+            tenant_id=tenant_id,
+            erasure_id=erasure_id,
+            user_id="user-to-erase",
+            status="pending",
+            deleted_events=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    register_erase_worker(template)
     return {"tenant_id": tenant_id, "key_id": key_id, "user_id": user_id}
+
+
+def register_erase_worker(template: Template) -> None:
+    """The worker the erasure function hands off to, as a function moto accepts asynchronous invocations of."""
+    role = boto3.client("iam").create_role(RoleName="erase-worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    boto3.client("lambda").create_function(
+        FunctionName=template.functions["ErasureFunction"].environment["ERASE_WORKER_FUNCTION"],
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.lambda_handler",
+        Code={"ZipFile": code.getvalue()},
+    )
 
 
 def test_every_sample_event_has_an_expected_answer() -> None:
@@ -78,6 +122,12 @@ def test_a_sample_event_gives_its_expected_answer(
     event = sample_event(name)
     assert name in EXPECTED, f"events/{name} has no expected answer in EXPECTED"
     # When the event is invoked on the function the template routes it to
+    if EXPECTED[name] == "completes":
+        report = functions.invoke(functions.function_for(event), event)
+        # Then the scheduled function returns its report
+        assert isinstance(report, dict)
+        assert report
+        return
     if EXPECTED[name] in {"Allow", "Deny"}:
         answer = functions.invoke(functions.function_for(event), event)
         # Then the authorizer's policy has the expected effect on the route asked for
@@ -93,7 +143,9 @@ def test_a_sample_event_gives_its_expected_answer(
         assert answer_http.status == 204 or answer_http.headers["content-type"].startswith("application/json")
 
 
-def test_the_sample_batch_stores_the_good_events_and_rejects_the_bad_one(functions: Functions, template: Template, dynamodb: Any) -> None:
+def test_the_sample_batch_stores_the_good_events_and_rejects_the_bad_one(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
     seed_sample_state(template, dynamodb)
     event = sample_event("ingest/post_batch.json")
     sent = json.loads(event["body"])["events"]
@@ -104,7 +156,9 @@ def test_the_sample_batch_stores_the_good_events_and_rejects_the_bad_one(functio
     assert [result["status"] for result in answer.body["results"]][-1] == "rejected"
 
 
-def test_the_sample_query_finds_the_sample_users_events(functions: Functions, template: Template, dynamodb: Any) -> None:
+def test_the_sample_query_finds_the_sample_users_events(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
     seeded = seed_sample_state(template, dynamodb)
     event = sample_event("query/get_user_events.json")
     # The path is percent-encoded and the path parameter decoded, as API Gateway sends them
@@ -127,7 +181,9 @@ def test_the_sample_post_then_query_round_trip(functions: Functions, template: T
     assert json.loads(post["body"])["event_id"] in [item["event_id"] for item in items]
 
 
-def test_the_sample_tenant_list_shows_the_sample_tenant_without_keys(functions: Functions, template: Template, dynamodb: Any) -> None:
+def test_the_sample_tenant_list_shows_the_sample_tenant_without_keys(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
     seeded = seed_sample_state(template, dynamodb)
     answer = functions.http(sample_event("tenants/list_tenants.json"))
     assert [item["tenant_id"] for item in answer.body["items"]] == [seeded["tenant_id"]]
@@ -145,10 +201,8 @@ def env_file() -> dict[str, dict[str, str]]:
     return loaded
 
 
-def test_env_json_has_a_section_per_function_of_the_template() -> None:
-    from local_stack.template import load_template
-
-    assert set(env_file()) == {*load_template().functions, "Parameters"}
+def test_env_json_has_a_section_per_function_of_the_template(template: Template) -> None:
+    assert set(env_file()) == {*template.functions, "Parameters"}
 
 
 def test_env_json_points_every_function_at_the_local_tables_and_emulation(template: Template) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import InMemoryEventStore, InMemoryTenantStore
+from tests.fakes import InMemoryEventStore, InMemoryTenantStore, InMemoryUsagePlans
+
+from .support import Admin
 
 
 @pytest.fixture
@@ -15,3 +17,13 @@ def event_store() -> InMemoryEventStore:
 @pytest.fixture
 def tenant_store() -> InMemoryTenantStore:
     return InMemoryTenantStore()
+
+
+@pytest.fixture
+def usage_plans() -> InMemoryUsagePlans:
+    return InMemoryUsagePlans()
+
+
+@pytest.fixture
+def admin(tenant_store: InMemoryTenantStore, usage_plans: InMemoryUsagePlans) -> Admin:
+    return Admin(tenant_store, usage_plans)

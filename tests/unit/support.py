@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tests.fakes import InMemoryTenantStore, InMemoryUsagePlans
+from tracker import auth, tenants
+from tracker.auth import Principal
+from tracker.models import TenantCreate, TenantCreated, TenantOut, TenantPatch
+from tracker.records import RateLimitRecord
 
 TENANT = "ten_unit000000000001"
 OTHER_TENANT = "ten_unit000000000002"
@@ -21,3 +28,25 @@ def raw_event(**fields: Any) -> dict[str, Any]:
     }
     event.update(fields)
     return {name: value for name, value in event.items() if value is not None}
+
+
+DEFAULT_LIMIT = RateLimitRecord(rate=50, burst=100)
+"""The stack's default rate limit, as the authorizer gets it from its settings."""
+
+
+@dataclass
+class Admin:
+    """The tenants logic on in-memory stores, as the tenants function and the authorizer call it."""
+
+    store: InMemoryTenantStore = field(default_factory=InMemoryTenantStore)
+    plans: InMemoryUsagePlans = field(default_factory=InMemoryUsagePlans)
+
+    def create(self, name: str = "Shop A", timezone: str = "UTC", minutes: int = 0) -> TenantCreated:
+        request = TenantCreate(name=name, timezone=timezone)
+        return tenants.create_tenant(self.store, self.plans, request, now=RECEIVED + timedelta(minutes=minutes))
+
+    def patch(self, tenant_id: str, body: dict[str, Any]) -> TenantOut:
+        return tenants.update_tenant(self.store, self.plans, tenant_id, TenantPatch.model_validate(body))
+
+    def authenticate(self, api_key: str | None) -> Principal:
+        return auth.authenticate(self.store, api_key, DEFAULT_LIMIT)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import InMemoryTenantStore
-from tests.iam import method_arn
 from tests.iam import allows as policy_allows
-from tracker.auth import Principal, authenticate, policy
+from tests.iam import method_arn
+from tracker.auth import Principal, policy
 from tracker.errors import Unauthorized
-from tracker.models import TenantCreate, TenantPatch
-from tracker.tenants import create_admin_key, create_tenant, revoke_key, update_tenant
+from tracker.tenants import create_admin_key, revoke_key
+
+from .support import DEFAULT_LIMIT, Admin
 
 API = "arn:aws:execute-api:eu-central-1:123456789012:a1b2c3d4e5"
 STAGE = "prod"
@@ -42,7 +42,6 @@ ADMIN_ROUTES = [
 
 
 def allows(answer: dict[str, Any], method: str, path: str, stage: str = STAGE) -> bool:
-    """API Gateway's decision for one route: an explicit Deny wins, then an Allow, else deny."""
     return policy_allows(answer, method_arn(API, stage, method, path))
 
 
@@ -54,48 +53,60 @@ def principal(role: str = "tenant", *, active: bool = True) -> Principal:
 # ---------------------------------------------------------------- authenticate
 
 
-@pytest.mark.parametrize("api_key", [None, "", "atk_unknown", "not even a key"], ids=["none", "empty", "unknown", "junk"])
-def test_no_key_or_an_unknown_key_is_unauthorized(tenant_store: InMemoryTenantStore, api_key: str | None) -> None:
-    create_tenant(tenant_store, TenantCreate(name="Shop A"))
+@pytest.mark.parametrize(
+    "api_key", [None, "", "atk_unknown", "not even a key"], ids=["none", "empty", "unknown", "junk"]
+)
+def test_no_key_or_an_unknown_key_is_unauthorized(admin: Admin, api_key: str | None) -> None:
+    admin.create("Shop A")
     with pytest.raises(Unauthorized) as caught:
-        authenticate(tenant_store, api_key)
+        admin.authenticate(api_key)
     assert caught.value.status == 401
 
 
-def test_a_tenant_key_is_its_tenant(tenant_store: InMemoryTenantStore) -> None:
-    created = create_tenant(tenant_store, TenantCreate(name="Shop A", timezone="Europe/Kyiv"))
-    principal = authenticate(tenant_store, created.api_key)
-    assert (principal.key_id, principal.role, principal.tenant_id, principal.active) == (
+def test_a_tenant_key_is_its_tenant_with_its_timezone_and_the_default_rate(admin: Admin) -> None:
+    created = admin.create("Shop A", "Europe/Kyiv")
+    found = admin.authenticate(created.api_key)
+    assert (found.key_id, found.role, found.tenant_id, found.active) == (
         created.key_id,
         "tenant",
         created.tenant_id,
         True,
     )
+    assert found.timezone == "Europe/Kyiv"
+    assert (found.rate, found.burst) == (DEFAULT_LIMIT.rate, DEFAULT_LIMIT.burst)
+    assert found.usage_key == admin.store.tenants[created.tenant_id].usage_key
 
 
-def test_a_revoked_key_is_unauthorized(tenant_store: InMemoryTenantStore) -> None:
-    created = create_tenant(tenant_store, TenantCreate(name="Shop A"))
-    revoke_key(tenant_store, created.tenant_id, created.key_id)
+def test_a_tenant_with_its_own_rate_limit_gets_it(admin: Admin) -> None:
+    created = admin.create()
+    admin.patch(created.tenant_id, {"rate_limit": {"rate": 5, "burst": 10}})
+    found = admin.authenticate(created.api_key)
+    assert (found.rate, found.burst) == (5, 10)
+
+
+def test_a_revoked_key_is_unauthorized(admin: Admin) -> None:
+    created = admin.create()
+    revoke_key(admin.store, created.tenant_id, created.key_id)
     with pytest.raises(Unauthorized):
-        authenticate(tenant_store, created.api_key)
+        admin.authenticate(created.api_key)
 
 
-def test_the_key_of_an_inactive_tenant_is_known_but_inactive(tenant_store: InMemoryTenantStore) -> None:
-    created = create_tenant(tenant_store, TenantCreate(name="Shop A"))
-    update_tenant(tenant_store, created.tenant_id, TenantPatch(active=False))
-    assert authenticate(tenant_store, created.api_key).active is False
+def test_the_key_of_an_inactive_tenant_is_known_but_inactive(admin: Admin) -> None:
+    created = admin.create()
+    admin.patch(created.tenant_id, {"active": False})
+    assert admin.authenticate(created.api_key).active is False
 
 
-def test_the_key_of_a_tenant_that_is_gone_is_inactive(tenant_store: InMemoryTenantStore) -> None:
-    created = create_tenant(tenant_store, TenantCreate(name="Shop A"))
-    del tenant_store.tenants[created.tenant_id]
-    assert authenticate(tenant_store, created.api_key).active is False
+def test_the_key_of_a_tenant_that_is_gone_is_inactive(admin: Admin) -> None:
+    created = admin.create()
+    del admin.store.tenants[created.tenant_id]
+    assert admin.authenticate(created.api_key).active is False
 
 
-def test_an_admin_key_is_active_and_has_no_tenant(tenant_store: InMemoryTenantStore) -> None:
-    admin = create_admin_key(tenant_store, "atk_admin")
-    principal = authenticate(tenant_store, "atk_admin")
-    assert (principal.key_id, principal.role, principal.tenant_id, principal.active) == (admin.key_id, "admin", None, True)
+def test_an_admin_key_is_active_and_has_no_tenant(admin: Admin) -> None:
+    made = create_admin_key(admin.store, "atk_admin")
+    found = admin.authenticate("atk_admin")
+    assert (found.key_id, found.role, found.tenant_id, found.active) == (made.key_id, "admin", None, True)
 
 
 # ---------------------------------------------------------------- policies
@@ -110,7 +121,7 @@ def test_a_tenant_policy_allows_every_data_route_and_no_admin_route() -> None:
 def test_an_admin_policy_allows_only_the_tenants_routes() -> None:
     answer = policy(principal("admin"), f"{API}/{STAGE}/GET/v1/tenants")
     assert [route for route in ADMIN_ROUTES if not allows(answer, *route)] == []
-    assert [route for route in DATA_ROUTES if route[1] != "v1/health" and allows(answer, *route)] == []
+    assert [route for route in DATA_ROUTES if allows(answer, *route)] == []
 
 
 @pytest.mark.parametrize("role", ["tenant", "admin"])
@@ -127,24 +138,27 @@ def test_the_policy_stays_in_the_api_and_stage_it_was_asked_for() -> None:
         assert all(resource.startswith(f"{API}/{STAGE}/") for resource in statement["Resource"])
 
 
-def test_the_policy_carries_the_context_the_handlers_read() -> None:
-    answer = policy(principal("tenant"), ASKED)
-    assert answer["principalId"] == "key_1"
+def test_the_policy_carries_the_context_the_handlers_read(admin: Admin) -> None:
+    created = admin.create()
+    answer = policy(admin.authenticate(created.api_key), ASKED)
+    assert answer["principalId"] == created.key_id
     assert answer["policyDocument"]["Version"] == "2012-10-17"
-    # The context holds (at least) what tenant_id_of and require_admin read, all strings
-    assert answer["context"].items() >= {"tenant_id": "ten_1", "role": "tenant", "key_id": "key_1"}.items()
-    assert all(isinstance(value, str) for value in answer["context"].values())
-    admin = policy(principal("admin"), ASKED)
-    assert admin["context"].items() >= {"tenant_id": "", "role": "admin", "key_id": "key_1"}.items()
-    assert all(isinstance(value, str) for value in admin["context"].values())
+    # The context holds (at least) what tenant_id_of and require_admin read; values are scalars
+    expected = {"tenant_id": created.tenant_id, "role": "tenant", "key_id": created.key_id}
+    assert answer["context"].items() >= expected.items()
+    assert all(isinstance(value, str | int | float | bool) for value in answer["context"].values())
+    # And the usage key API Gateway meters the tenant's rate by
+    assert answer["usageIdentifierKey"] == admin.store.tenants[created.tenant_id].usage_key
+    admin_answer = policy(principal("admin"), ASKED)
+    assert admin_answer["context"].items() >= {"tenant_id": "", "role": "admin", "key_id": "key_1"}.items()
 
 
-def test_end_to_end_an_inactive_tenants_key_gets_a_deny(tenant_store: InMemoryTenantStore) -> None:
+def test_end_to_end_an_inactive_tenants_key_gets_a_deny(admin: Admin) -> None:
     # Given a tenant that was deactivated
-    created = create_tenant(tenant_store, TenantCreate(name="Shop A"))
-    update_tenant(tenant_store, created.tenant_id, TenantPatch(active=False))
+    created = admin.create()
+    admin.patch(created.tenant_id, {"active": False})
     # When its key is authorized for any route
-    answer = policy(authenticate(tenant_store, created.api_key), ASKED)
+    answer = policy(admin.authenticate(created.api_key), ASKED)
     # Then API Gateway is told to deny it (403), whatever the route
     assert not allows(answer, "POST", "v1/events")
     assert not allows(answer, "GET", "v1/users/u/events")

@@ -19,7 +19,9 @@ from .support import OTHER_TENANT, RECEIVED, TENANT, raw_event
 LATER = RECEIVED + timedelta(minutes=3)
 
 
-def batch(store: InMemoryEventStore, events: list[Any], received_at: datetime = RECEIVED, concurrency: int = 4) -> BatchResult:
+def batch(
+    store: InMemoryEventStore, events: list[Any], received_at: datetime = RECEIVED, concurrency: int = 4
+) -> BatchResult:
     return ingest_batch(store, events, TENANT, received_at, concurrency)
 
 
@@ -209,7 +211,9 @@ def test_events_of_a_batch_without_ids_are_all_new(event_store: InMemoryEventSto
 @settings(max_examples=50, deadline=None)
 @given(
     plan=st.lists(
-        st.tuples(st.sampled_from(["evt-a", "evt-b", "evt-c", "evt-d"]), st.sampled_from(["login", "logout", "bad id"])),
+        st.tuples(
+            st.sampled_from(["evt-a", "evt-b", "evt-c", "evt-d"]), st.sampled_from(["login", "logout", "bad id"])
+        ),
         min_size=1,
         max_size=12,
     ),

@@ -23,7 +23,9 @@ T0 = datetime(2025, 10, 10, 8, 0, tzinfo=UTC)
 ALL = EventFilter(start=None, end=None, action=None, descending=False, limit=100)
 
 
-def record(event_id: str, minutes: float, action: str = "login", user_id: str = "user-1", tenant_id: str = TENANT) -> EventRecord:
+def record(
+    event_id: str, minutes: float, action: str = "login", user_id: str = "user-1", tenant_id: str = TENANT
+) -> EventRecord:
     return EventRecord(
         tenant_id=tenant_id,
         event_id=event_id,

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 
 from tracker.errors import BadRequest
@@ -23,8 +24,18 @@ def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: only the URL-safe alphabet, and only the one canonical spelling of the bytes
+    (an edit in the unused low bits of the last character would otherwise decode the same)."""
+    if not _ALPHABET.fullmatch(text):
+        raise ValueError("not URL-safe base64")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not the canonical encoding")
+    return raw
 
 
 def _digest(position: str, binding: Sequence[str | None]) -> bytes:

@@ -357,7 +357,9 @@ class DynamoTenantStore:
             "IndexName": "tenant_list",
             "KeyConditionExpression": "list_pk = :list",
             "ExpressionAttributeValues": {":list": attr_s(TENANT_SK)},
-            "Limit": limit,
+            # One more than asked tells whether another page follows (DynamoDB's own
+            # LastEvaluatedKey also comes with a full last page, then an empty one).
+            "Limit": limit + 1,
         }
         if after is not None:
             tenant_id = after.rsplit("#", 1)[1]
@@ -368,9 +370,9 @@ class DynamoTenantStore:
             }
         with translated_errors():
             page = self._client.query(**request)
-        tenants = [tenant_from_item(item) for item in page.get("Items", [])]
-        last_key = page.get("LastEvaluatedKey")
-        return tenants, (last_key["list_sk"]["S"] if last_key else None)
+        items = page.get("Items", [])
+        tenants = [tenant_from_item(item) for item in items[:limit]]
+        return tenants, (items[limit - 1]["list_sk"]["S"] if len(items) > limit else None)
 
     def save_tenant(self, tenant: TenantRecord) -> None:
         with translated_errors():

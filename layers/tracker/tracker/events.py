@@ -35,7 +35,7 @@ from tracker.models import (
 )
 from tracker.records import EventRecord
 from tracker.storage import EventStore, StoreUnavailable, UserEventsQuery
-from tracker.timefmt import format_utc, truncate_to_millis
+from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE_SKEW = timedelta(hours=1)
@@ -45,6 +45,8 @@ def prepare_event(raw: Any, tenant_id: str, received_at: datetime) -> EventRecor
     """Checks the size of one event as sent, validates it, and makes the record to store."""
     try:
         size = len(compact_json(raw).encode())
+    except UnicodeEncodeError:
+        raise ValidationFailed("The event holds an unpaired surrogate; it is not valid Unicode.") from None
     except ValueError:
         raise ValidationFailed("The event holds a number JSON cannot represent (NaN or Infinity).") from None
     if size > MAX_EVENT_BYTES:
@@ -59,10 +61,15 @@ def prepare_event(raw: Any, tenant_id: str, received_at: datetime) -> EventRecor
 def to_record(event: EventIn, tenant_id: str, received_at: datetime) -> EventRecord:
     """Applies the server's rules to a valid event: clock-skew correction, time bounds, id."""
     occurred_at = event.occurred_at or received_at
-    if event.occurred_at is not None and event.sent_at is not None:
-        # The client's clock is off by (sent_at - received_at); correct occurred_at by as much.
-        occurred_at = occurred_at + (received_at - event.sent_at)
-    occurred_at = truncate_to_millis(occurred_at.astimezone(UTC))
+    try:
+        if event.occurred_at is not None and event.sent_at is not None:
+            # The client's clock is off by (sent_at - received_at); correct occurred_at by as much.
+            occurred_at = occurred_at + (received_at - event.sent_at)
+        occurred_at = truncate_to_millis(occurred_at.astimezone(UTC))
+    except OverflowError:  # a time at the very edge of the calendar (year 1 or 9999)
+        raise ValidationFailed(
+            "The event is not valid.", [field_error("occurred_at", "is outside the years 2000-9999", "out_of_range")]
+        ) from None
     if occurred_at < EARLIEST_OCCURRED_AT:
         raise ValidationFailed(
             "The event is not valid.",
@@ -233,8 +240,8 @@ def query_user_events(
     query = UserEventsQuery(
         tenant_id=tenant_id,
         user_id=user_id,
-        start=event_filter.start,
-        end=event_filter.end,
+        start=ceil_to_millis(event_filter.start) if event_filter.start else None,
+        end=ceil_to_millis(event_filter.end) if event_filter.end else None,
         action=event_filter.action,
         descending=event_filter.descending,
         limit=event_filter.limit,

@@ -153,11 +153,16 @@ def path_parameter(app: APIGatewayRestResolver, name: str) -> str:
     return str((app.current_event.path_parameters or {})[name])
 
 
-def lambda_entry(app: APIGatewayRestResolver, body_limits: Mapping[str, int] | None = None) -> Handler:
+def lambda_entry(
+    app: APIGatewayRestResolver,
+    body_limits: Mapping[str, int] | None = None,
+    on_response: Callable[[str, int], None] | None = None,
+) -> Handler:
     """The Lambda handler of a function: logs, traces and metrics around ``app.resolve``.
 
     ``body_limits`` maps each route that takes a JSON body (``"POST /v1/events"``) to its
     largest body in bytes; such a body is read strictly (``request_body``) before the resolver.
+    ``on_response(route, status)`` sees every answer, whatever produced it.
     """
     limits = dict(body_limits or {})
 
@@ -178,6 +183,9 @@ def lambda_entry(app: APIGatewayRestResolver, body_limits: Mapping[str, int] | N
         status = int(result.get("statusCode", 500))
         if status >= 400:
             metrics.add_metric(name="ClientErrors" if status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1)
+        if on_response is not None:
+            on_response(route, status)
+        logger.info("Request handled", extra={"route": route, "status": status})
         return result
 
     return lambda_handler

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from tracker.errors import BadRequest, PayloadTooLarge
+from tracker.errors import BadRequest, PayloadTooLarge, ValidationFailed, field_error
 
 _GZIP_WINDOW = 16 + zlib.MAX_WBITS
 
@@ -97,6 +97,10 @@ def json_body_event(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
     media_type = (header(event, "content-type") or "application/json").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise BadRequest(f"Send the body as application/json, not {media_type}.")
-    parse_json(raw)
+    if not isinstance(parse_json(raw), dict):
+        raise ValidationFailed(
+            "The body must be a JSON object.",
+            [field_error("body", "Input should be a JSON object", "model_attributes_type")],
+        )
     headers = {key: value for key, value in (event.get("headers") or {}).items() if key.lower() != "content-encoding"}
     return {**event, "body": raw.decode("utf-8"), "isBase64Encoded": False, "headers": headers}

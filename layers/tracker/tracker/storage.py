@@ -50,6 +50,9 @@ class UsagePlans(Protocol):
     def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
         """The tenant's own rate limit, or the default one (None)."""
 
+    def delete_tenant_key(self, key_id: str) -> None:
+        """Removes a usage key (of a tenant that was not created after all)."""
+
 
 class TenantStore(Protocol):
     def create_tenant(self, tenant: TenantRecord, key: ApiKeyRecord) -> None:

@@ -64,6 +64,7 @@ def create_tenant(
     try:
         store.create_tenant(tenant, key)
     except DuplicateName:
+        plans.delete_tenant_key(usage_key_id)
         raise Conflict(f"A tenant named {request.name!r} exists.") from None
     return TenantCreated(**tenant_out(tenant).model_dump(), key_id=key.key_id, api_key=api_key)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def format_utc(moment: datetime) -> str:
@@ -13,6 +13,13 @@ def format_utc(moment: datetime) -> str:
 
 def truncate_to_millis(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def ceil_to_millis(moment: datetime) -> datetime:
+    """The first whole millisecond at or after ``moment``: stored times have millisecond precision,
+    so ``t >= moment`` is ``t >= ceil_to_millis(moment)`` for every stored ``t``."""
+    truncated = truncate_to_millis(moment)
+    return truncated if truncated == moment else truncated + timedelta(milliseconds=1)
 
 
 def parse_utc(text: str) -> datetime:

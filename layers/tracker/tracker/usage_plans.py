@@ -71,6 +71,13 @@ class ApiGatewayUsagePlans:
             raise StoreUnavailable(f"API Gateway did not take the tenant's usage key: {error}") from error
         return key["id"], value
 
+    def delete_tenant_key(self, key_id: str) -> None:
+        try:
+            with suppress(self._client.exceptions.NotFoundException):
+                self._client.delete_api_key(apiKey=key_id)
+        except (BotoCoreError, ClientError) as error:
+            raise StoreUnavailable(f"API Gateway did not delete the usage key: {error}") from error
+
     def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
         """Puts the tenant's key in a plan of its own with ``limit``, or back in the default plan."""
         own_name = f"{self._default_name}-{tenant_id}"

@@ -1,0 +1,720 @@
+"""Tenant isolation over HTTP: every route of the API, attacked with another tenant's key and ids.
+
+Tenant A has data (a user's events, a page cursor, statistics from a rollup, an erasure); tenant B
+has only its key. Every route of the OpenAPI document (and of ``template.yaml``, so that a route
+missing from the document is attacked all the same) is called with B's key and A's user id, cursor,
+erasure id, event ids and tenant id, with no key, an unknown, a revoked and an inactive tenant's key,
+with a tenant key on the admin routes and the admin key on the tenant routes. No answer may carry
+A's data; afterwards A's data and statistics are exactly what they were.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from local_stack.template import load_template
+from tests.e2e.conftest import ROOT, Reply, Stack
+from tracker.cursor import encode_cursor
+from tracker.events import EventFilter
+
+pytestmark = pytest.mark.e2e
+
+ROLLUP_INVOKE = "/2015-03-31/functions/RollupFunction/invocations"
+VICTIM = "victim"
+OTHER_USER = "other-user"
+A_ACTION = "a-secret-action"
+ERASURE_TIMEOUT_SECONDS = 60
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+TENANT_ROUTES_PHASES = ("read", "erase", "write")
+
+# What A's tenant id looks like to a handler that would (wrongly) read it from the request.
+TENANT_HINT_HEADER = "x-tenant-id"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def send(
+    stack: Stack,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One request; a 429 (the tenant's rate) is waited out and sent again, it is not what is tested."""
+    reply = stack.request(method, path, body, key, headers=headers)
+    for _ in range(10):
+        if reply.status != 429:
+            break
+        time.sleep(float(reply.headers.get("retry-after", "1")))
+        reply = stack.request(method, path, body, key, headers=headers)
+    return reply
+
+
+def run_rollup(stack: Stack, not_before: datetime) -> dict[str, Any]:
+    """Invokes the rollup (Lambda Invoke API) until it has counted everything received before ``not_before``."""
+    body: dict[str, Any] = {}
+    for _ in range(20):
+        now = datetime.now(UTC)
+        reply = stack.request(
+            "POST", ROLLUP_INVOKE, {"time": now.strftime("%Y-%m-%dT%H:%M:%SZ")}, base=stack.lambda_api
+        )
+        assert reply.status == 200, reply.body
+        assert "x-amz-function-error" not in reply.headers, reply.body
+        body = dict(reply.body)
+        as_of = body.get("as_of")
+        if body["finished"] and not body["conflict"] and as_of and datetime.fromisoformat(as_of) >= not_before:
+            return body
+        time.sleep(0.5)
+    pytest.fail(f"The rollup did not catch up to {not_before}: {body}")
+
+
+def wait_for_erasure(stack: Stack, key: str, erasure_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + ERASURE_TIMEOUT_SECONDS
+    while True:
+        reply = send(stack, "GET", f"/v1/erasures/{erasure_id}", key=key)
+        assert reply.status == 200, reply.body
+        if reply.body["status"] in {"completed", "failed"}:
+            return dict(reply.body)
+        assert time.monotonic() < deadline, f"erasure {erasure_id} still {reply.body['status']}"
+        time.sleep(0.3)
+
+
+def all_events(stack: Stack, key: str, user: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        reply = send(stack, "GET", f"/v1/users/{quote(user, safe='')}/events?{urlencode(query)}", key=key)
+        assert reply.status == 200, reply.body
+        items += reply.body["items"]
+        cursor = reply.body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+# ---------------------------------------------------------------- the two tenants
+
+
+@dataclass
+class World:
+    """Tenant A with data, tenant B with a key, and the other keys the attacks use."""
+
+    stack: Stack
+    a: dict[str, Any]
+    b: dict[str, Any]
+    a_second_key: dict[str, Any]
+    revoked_key: str
+    inactive_key: str
+    unknown_key: str
+    marker: str
+    since: datetime
+    a_events: list[dict[str, Any]]
+    a_cursor: str
+    a_cursor_query: str
+    a_erasure_id: str
+    a_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def a_id(self) -> str:
+        return str(self.a["tenant_id"])
+
+    @property
+    def a_key(self) -> str:
+        return str(self.a["api_key"])
+
+    @property
+    def b_key(self) -> str:
+        return str(self.b["api_key"])
+
+    def secrets_of_a(self) -> list[str]:
+        """What no answer to anyone but A may hold."""
+        return [
+            self.marker,
+            self.a_id,
+            self.a_key,
+            str(self.a["key_id"]),
+            str(self.a_second_key["api_key"]),
+            str(self.a_second_key["key_id"]),
+        ]
+
+    def stats_paths(self) -> dict[str, str]:
+        """The statistics requests whose answers are compared before and after the attacks."""
+        window = urlencode(
+            {
+                "period": "1h",
+                "from": rfc3339(self.since - timedelta(hours=1)),
+                "to": rfc3339(self.since + timedelta(hours=2)),
+            }
+        )
+        days = urlencode(
+            {"from": (self.since - timedelta(days=1)).date(), "to": (self.since + timedelta(days=1)).date()}
+        )
+        return {
+            "activity": f"/v1/users/{VICTIM}/activity?{window}",
+            "daily": "/v1/stats/daily?days=2",
+            "top-users": "/v1/stats/top-users?hours=24&limit=100",
+            "trend": f"/v1/stats/trend?{days}",
+            "frequency": f"/v1/stats/frequency?{days}",
+            "action-daily": f"/v1/stats/actions/{A_ACTION}/daily?{days}",
+        }
+
+    def read_stats(self, key: str) -> dict[str, Any]:
+        answers = {}
+        for name, path in self.stats_paths().items():
+            reply = send(self.stack, "GET", path, key=key)
+            assert reply.status == 200, (path, reply.body)
+            answers[name] = reply.body["items"]
+        return answers
+
+
+def a_event(event_id: str, user: str, occurred: datetime, marker: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "user_id": user,
+        "action": A_ACTION,
+        "occurred_at": rfc3339(occurred),
+    }
+    if marker is not None:
+        event["metadata"] = {"marker": marker, "card": "4111-1111-1111-1111"}
+    return event
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> World:
+    a, b = stack.new_tenant(), stack.new_tenant()
+    inactive = stack.new_tenant()
+    patched = send(stack, "PATCH", f"/v1/tenants/{inactive['tenant_id']}", {"active": False}, stack.admin_key)
+    assert patched.status == 200, patched.body
+    # A has a second key that stays live, and a third one, revoked
+    second = send(stack, "POST", f"/v1/tenants/{a['tenant_id']}/keys", key=stack.admin_key)
+    third = send(stack, "POST", f"/v1/tenants/{a['tenant_id']}/keys", key=stack.admin_key)
+    assert (second.status, third.status) == (201, 201), (second.body, third.body)
+    revoked = send(stack, "DELETE", f"/v1/tenants/{a['tenant_id']}/keys/{third.body['key_id']}", key=stack.admin_key)
+    assert revoked.status == 204, revoked.body
+    # Everything received so far is counted, so that the next rollup only reads what A sends now
+    run_rollup(stack, datetime.now(UTC))
+    marker = f"A-SECRET-{secrets.token_hex(8)}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = now - timedelta(minutes=40)
+    events = [
+        a_event("victim-1", VICTIM, now - timedelta(minutes=30), marker),
+        a_event("victim-2", VICTIM, now - timedelta(minutes=20), marker),
+        a_event("victim-3", VICTIM, now - timedelta(minutes=10), None),
+        a_event("other-1", OTHER_USER, now - timedelta(minutes=5), marker),
+    ]
+    batch = send(stack, "POST", "/v1/events/batch", {"events": events}, a["api_key"])
+    assert batch.status == 200, batch.body
+    assert batch.body["accepted"] == len(events), batch.body
+    first_page = send(stack, "GET", f"/v1/users/{VICTIM}/events?limit=1", key=a["api_key"])
+    assert first_page.status == 200, first_page.body
+    assert first_page.body["next_cursor"], first_page.body
+    run_rollup(stack, datetime.now(UTC))
+    erasure = send(stack, "DELETE", f"/v1/users/{OTHER_USER}", key=a["api_key"])
+    assert erasure.status == 202, erasure.body
+    assert wait_for_erasure(stack, a["api_key"], erasure.body["erasure_id"])["status"] == "completed"
+    world = World(
+        stack=stack,
+        a=a,
+        b=b,
+        a_second_key=dict(second.body),
+        revoked_key=str(third.body["api_key"]),
+        inactive_key=str(inactive["api_key"]),
+        unknown_key="atk_" + secrets.token_urlsafe(32),
+        marker=marker,
+        since=since,
+        a_events=all_events(stack, a["api_key"], VICTIM),
+        a_cursor=str(first_page.body["next_cursor"]),
+        a_cursor_query="limit=1",
+        a_erasure_id=str(erasure.body["erasure_id"]),
+    )
+    # A itself sees its data: the attacks below have something to steal
+    assert [event["event_id"] for event in world.a_events] == ["victim-1", "victim-2", "victim-3"]
+    assert world.a_events[0]["metadata"]["marker"] == marker
+    world.a_stats = world.read_stats(world.a_key)
+    assert {"user_id": VICTIM, "count": 3} in world.a_stats["top-users"], world.a_stats
+    assert sum(window["count"] for window in world.a_stats["activity"]) == 3, world.a_stats
+    return world
+
+
+# ---------------------------------------------------------------- attacks
+
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Attack:
+    kind: str
+    method: str
+    path: str
+    key: str | None
+    expect: int
+    body: Any = None
+    headers: dict[str, str] | None = None
+    check: Check | None = None
+    phase: str = "read"
+
+
+def expect_empty_events(body: Any) -> str | None:
+    return None if body.get("items") == [] and body.get("next_cursor") is None else "events were returned"
+
+
+def expect_zero_activity(body: Any) -> str | None:
+    windows = body.get("items")
+    if not windows or any(w["count"] != 0 or w["by_action"] for w in windows):
+        return "a window of the victim's activity is not zero"
+    return None
+
+
+def expect_zero_days(body: Any) -> str | None:
+    days = body.get("items")
+    if not days or any(day["count"] != 0 or day["users"] != 0 for day in days):
+        return "a day is not zero"
+    return None
+
+
+def expect_no_top_users(body: Any) -> str | None:
+    return None if body.get("items") == [] else "top users listed"
+
+
+def expect_empty_trend(body: Any) -> str | None:
+    days = body.get("items")
+    return None if days and all(day["counts"] == {} for day in days) else "trend counts"
+
+
+def expect_no_frequency(body: Any) -> str | None:
+    return None if body.get("items") in ([], [{"action": A_ACTION, "total": 0}]) else "frequencies counted"
+
+
+def expect_accepted(body: Any) -> str | None:
+    return None if body.get("status") == "accepted" else f"not accepted as a new event of B: {body}"
+
+
+def expect_batch_accepted(count: int) -> Check:
+    def check(body: Any) -> str | None:
+        counts = (body.get("accepted"), body.get("duplicates"), body.get("rejected"))
+        return None if counts == (count, 0, 0) else f"A's event ids were not new to B: {counts}"
+
+    return check
+
+
+def expect_pending(body: Any) -> str | None:
+    return None if body.get("status") == "pending" and body.get("erasure_id") else "no pending erasure"
+
+
+def expect_no_key_in_body(body: Any) -> str | None:
+    return "an api_key was returned" if "api_key" in json.dumps(body) else None
+
+
+def with_tenant_hint(path: str, a_id: str) -> str:
+    return f"{path}{'&' if '?' in path else '?'}{urlencode({'tenant_id': a_id, 'tenant': a_id})}"
+
+
+def resigned_cursor(world: World) -> str:
+    """A's cursor position, signed again by B for B's own query: the digest has no secret, anyone can sign."""
+    encoded_position = world.a_cursor.split(".", 1)[0]
+    position = base64.urlsafe_b64decode(encoded_position + "=" * (-len(encoded_position) % 4)).decode()
+    binding = EventFilter(start=None, end=None, action=None, descending=False, limit=1).binding(
+        str(world.b["tenant_id"]), VICTIM
+    )
+    return encode_cursor(position, binding)
+
+
+def user_events_attacks(w: World) -> list[Attack]:
+    path = f"/v1/users/{VICTIM}/events"
+    return [
+        Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_empty_events),
+        Attack("B key, A user id", "GET", f"{path}?{w.a_cursor_query}", w.b_key, 200, check=expect_empty_events),
+        Attack(
+            "B key, A tenant id in query/header",
+            "GET",
+            with_tenant_hint(path, w.a_id),
+            w.b_key,
+            200,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_empty_events,
+        ),
+        Attack("B key, A cursor", "GET", f"{path}?{w.a_cursor_query}&cursor={w.a_cursor}", w.b_key, 400),
+        Attack("B key, A cursor", "GET", f"{path}?cursor={w.a_cursor}", w.b_key, 400),
+        Attack("B key, A cursor", "GET", f"/v1/users/{OTHER_USER}/events?limit=1&cursor={w.a_cursor}", w.b_key, 400),
+        Attack(
+            "B key, A cursor re-signed by B",
+            "GET",
+            f"{path}?limit=1&cursor={resigned_cursor(w)}",
+            w.b_key,
+            200,
+            check=expect_empty_events,
+        ),
+    ]
+
+
+def activity_attacks(w: World) -> list[Attack]:
+    path = w.stats_paths()["activity"]
+    return [
+        Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_zero_activity),
+        Attack(
+            "B key, A tenant id in query/header",
+            "GET",
+            with_tenant_hint(path, w.a_id),
+            w.b_key,
+            200,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_zero_activity,
+        ),
+    ]
+
+
+def stats_attacks(name: str, check: Check) -> Callable[[World], list[Attack]]:
+    def attacks(w: World) -> list[Attack]:
+        path = w.stats_paths()[name]
+        return [
+            Attack("B key, A action/user ids", "GET", path, w.b_key, 200, check=check),
+            Attack(
+                "B key, A tenant id in query/header",
+                "GET",
+                with_tenant_hint(path, w.a_id),
+                w.b_key,
+                200,
+                headers={TENANT_HINT_HEADER: w.a_id},
+                check=check,
+            ),
+        ]
+
+    return attacks
+
+
+def frequency_attacks(w: World) -> list[Attack]:
+    return [
+        *stats_attacks("frequency", expect_no_frequency)(w),
+        Attack(
+            "B key, A action/user ids",
+            "GET",
+            f"/v1/stats/frequency?action={A_ACTION}",
+            w.b_key,
+            200,
+            check=expect_no_frequency,
+        ),
+    ]
+
+
+def erase_user_attacks(w: World) -> list[Attack]:
+    # B erasing "victim" erases B's victim (nobody), never A's: checked after the attacks.
+    return [
+        Attack("B key, A user id", "DELETE", f"/v1/users/{VICTIM}", w.b_key, 202, check=expect_pending, phase="erase"),
+        Attack(
+            "B key, A tenant id in query/header",
+            "DELETE",
+            with_tenant_hint(f"/v1/users/{VICTIM}", w.a_id),
+            w.b_key,
+            202,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_pending,
+            phase="erase",
+        ),
+    ]
+
+
+def erasure_attacks(w: World) -> list[Attack]:
+    path = f"/v1/erasures/{w.a_erasure_id}"
+    return [
+        Attack("B key, A erasure id", "GET", path, w.b_key, 404),
+        Attack(
+            "B key, A tenant id in query/header",
+            "GET",
+            with_tenant_hint(path, w.a_id),
+            w.b_key,
+            404,
+            headers={TENANT_HINT_HEADER: w.a_id},
+        ),
+    ]
+
+
+def post_event_attacks(w: World) -> list[Attack]:
+    copy = next(event for event in w.a_events if event["event_id"] == "victim-3")
+    same_content = {key: copy[key] for key in ("event_id", "user_id", "action", "occurred_at")}
+    return [
+        # The same event id and content as A's: new to B (not a duplicate answering A's received_at)
+        Attack(
+            "B key, A event id (+ A tenant id in body)",
+            "POST",
+            "/v1/events",
+            w.b_key,
+            201,
+            body={**same_content, "tenant_id": w.a_id},
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_accepted,
+            phase="write",
+        ),
+        # The same event id with other content: new to B (not a 409 telling that A has it)
+        Attack(
+            "B key, A event id (+ A tenant id in body)",
+            "POST",
+            "/v1/events",
+            w.b_key,
+            201,
+            body={"event_id": "victim-1", "user_id": VICTIM, "action": "b-action", "tenant_id": w.a_id},
+            check=expect_accepted,
+            phase="write",
+        ),
+    ]
+
+
+def batch_attacks(w: World) -> list[Attack]:
+    events = [
+        {"event_id": "victim-2", "user_id": VICTIM, "action": "b-action", "tenant_id": w.a_id},
+        {"event_id": "other-1", "user_id": OTHER_USER, "action": "b-action", "tenant_id": w.a_id},
+    ]
+    return [
+        Attack(
+            "B key, A event id (+ A tenant id in body)",
+            "POST",
+            "/v1/events/batch",
+            w.b_key,
+            200,
+            body={"events": events, "tenant_id": w.a_id},
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_batch_accepted(len(events)),
+            phase="write",
+        )
+    ]
+
+
+def health_attacks(w: World) -> list[Attack]:
+    def ok(body: Any) -> str | None:
+        return None if body == {"status": "ok"} else f"health says more than ok: {body}"
+
+    return [
+        Attack("no key (public route)", "GET", "/v1/health", None, 200, check=ok),
+        Attack(
+            "B key, A tenant id in query/header",
+            "GET",
+            with_tenant_hint("/v1/health", w.a_id),
+            w.b_key,
+            200,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=ok,
+        ),
+    ]
+
+
+def admin_attacks(w: World, method: str, route: str) -> list[Attack]:
+    """B's key (and A's own live key) on an admin route aimed at A: 403, A untouched."""
+    path, body = concrete(w, method, route)
+    return [
+        Attack("tenant key on admin route", method, path, w.b_key, 403, body=body, check=expect_no_key_in_body),
+        Attack("tenant key on admin route", method, path, w.a_key, 403, body=body, check=expect_no_key_in_body),
+    ]
+
+
+def no_attacks(_w: World) -> list[Attack]:
+    return []
+
+
+# Every route of the API: its kind, and the attacks with another tenant's ids. A route in the
+# OpenAPI document or the template that is missing here fails the test.
+ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
+    ("GET", "/v1/health"): ("public", health_attacks),
+    ("POST", "/v1/events"): ("tenant", post_event_attacks),
+    ("POST", "/v1/events/batch"): ("tenant", batch_attacks),
+    ("GET", "/v1/users/{user_id}/events"): ("tenant", user_events_attacks),
+    ("GET", "/v1/users/{user_id}/activity"): ("tenant", activity_attacks),
+    ("GET", "/v1/stats/daily"): ("tenant", stats_attacks("daily", expect_zero_days)),
+    ("GET", "/v1/stats/top-users"): ("tenant", stats_attacks("top-users", expect_no_top_users)),
+    ("GET", "/v1/stats/trend"): ("tenant", stats_attacks("trend", expect_empty_trend)),
+    ("GET", "/v1/stats/frequency"): ("tenant", frequency_attacks),
+    ("GET", "/v1/stats/actions/{action}/daily"): ("tenant", stats_attacks("action-daily", expect_zero_days)),
+    ("DELETE", "/v1/users/{user_id}"): ("tenant", erase_user_attacks),
+    ("GET", "/v1/erasures/{erasure_id}"): ("tenant", erasure_attacks),
+    ("POST", "/v1/tenants"): ("admin", no_attacks),
+    ("GET", "/v1/tenants"): ("admin", no_attacks),
+    ("PATCH", "/v1/tenants/{tenant_id}"): ("admin", no_attacks),
+    ("POST", "/v1/tenants/{tenant_id}/keys"): ("admin", no_attacks),
+    ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"): ("admin", no_attacks),
+}
+
+
+def document_routes() -> set[tuple[str, str]]:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    return {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item if method in HTTP_METHODS
+    }
+
+
+def template_routes() -> set[tuple[str, str]]:
+    return {(route.method.upper(), route.path) for spec in load_template().functions.values() for route in spec.routes}
+
+
+def concrete(w: World, method: str, route: str) -> tuple[str, Any]:
+    """The route with A's ids in its path, and a body that would do harm if it were accepted."""
+    path = (
+        route.replace("{user_id}", VICTIM)
+        .replace("{tenant_id}", w.a_id)
+        .replace("{key_id}", str(w.a["key_id"]))
+        .replace("{erasure_id}", w.a_erasure_id)
+        .replace("{action}", A_ACTION)
+    )
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/v1/events"): {"event_id": "victim-1", "user_id": VICTIM, "action": "x"},
+        ("POST", "/v1/events/batch"): {"events": [{"event_id": "victim-1", "user_id": VICTIM, "action": "x"}]},
+        ("POST", "/v1/tenants"): {"name": f"Intruder {secrets.token_hex(4)}", "timezone": "UTC"},
+        ("PATCH", "/v1/tenants/{tenant_id}"): {"active": False},
+    }
+    return path, bodies.get((method, route))
+
+
+def generic_attacks(w: World, method: str, route: str, kind: str) -> list[Attack]:
+    """The keys that must not get through, on any route that needs one."""
+    path, body = concrete(w, method, route)
+    if kind == "public":
+        return []
+    attacks = [
+        Attack("no key", method, path, None, 401, body=body),
+        Attack("unknown key", method, path, w.unknown_key, 401, body=body),
+        Attack("revoked key", method, path, w.revoked_key, 401, body=body),
+        Attack("inactive tenant key", method, path, w.inactive_key, 403, body=body),
+    ]
+    if kind == "tenant":
+        attacks.append(Attack("admin key on tenant route", method, path, w.stack.admin_key, 403, body=body))
+    return attacks
+
+
+def attack_plan(w: World) -> Iterator[tuple[tuple[str, str], Attack]]:
+    for (method, route), (kind, specific) in ROUTES.items():
+        for attack in generic_attacks(w, method, route, kind):
+            yield (method, route), attack
+        if kind == "admin":
+            for attack in admin_attacks(w, method, route):
+                yield (method, route), attack
+        for attack in specific(w):
+            yield (method, route), attack
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_the_attack_table_covers_every_route_of_the_document_and_the_template() -> None:
+    missing = (document_routes() | template_routes()) - set(ROUTES)
+    assert not missing, f"routes without attacks (add them to ROUTES): {sorted(missing)}"
+
+
+def test_the_openapi_document_lists_every_route_of_the_template() -> None:
+    # The document is what clients (and this file) enumerate: a route it lacks escapes review.
+    assert sorted(template_routes() - document_routes()) == []
+    assert sorted(document_routes() - template_routes()) == []
+
+
+@dataclass
+class Outcome:
+    failures: list[str] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)
+    leaks: int = 0
+    b_erasures: list[str] = field(default_factory=list)
+
+
+def judge(world: World, label: str, attack: Attack, reply: Reply, outcome: Outcome) -> None:
+    text = json.dumps(reply.body)
+    leaked = [secret for secret in world.secrets_of_a() if secret in text]
+    if leaked:
+        outcome.leaks += 1
+        outcome.failures.append(f"{label}: the answer holds A's {leaked}: {text[:300]}")
+    if reply.status != attack.expect:
+        outcome.failures.append(f"{label}: expected {attack.expect}, got {reply.status} {text[:300]}")
+        return
+    if reply.status >= 400 and not (isinstance(reply.body, dict) and "error" in reply.body):
+        outcome.failures.append(f"{label}: {reply.status} without the error shape: {text[:300]}")
+    problem = attack.check(reply.body) if attack.check is not None and reply.status < 400 else None
+    if problem:
+        outcome.failures.append(f"{label}: {problem}: {text[:300]}")
+    if attack.method == "DELETE" and reply.status == 202 and attack.key == world.b_key:
+        outcome.b_erasures.append(str(reply.body["erasure_id"]))
+
+
+def finish_b_erasures(world: World, outcome: Outcome) -> None:
+    """B's erasures end before B writes: they can only have erased B's own (empty) victim."""
+    for erasure_id in outcome.b_erasures:
+        done = wait_for_erasure(world.stack, world.b_key, erasure_id)
+        if (done["status"], done["deleted_events"]) != ("completed", 0):
+            outcome.failures.append(f"B's erasure of {VICTIM!r} ended as {done}")
+
+
+def check_a_untouched_and_b_kept_its_own(world: World, outcome: Outcome) -> None:
+    stack = world.stack
+    run_rollup(stack, datetime.now(UTC))
+    # A: same events, same statistics after another rollup, its keys still work
+    if all_events(stack, world.a_key, VICTIM) != world.a_events:
+        outcome.failures.append("A's events changed during the attacks")
+    a_stats = world.read_stats(world.a_key)
+    outcome.failures += [
+        f"A's {name} changed: {before} -> {a_stats[name]}"
+        for name, before in world.a_stats.items()
+        if a_stats[name] != before
+    ]
+    if send(stack, "GET", "/v1/stats/daily", key=str(world.a_second_key["api_key"])).status != 200:
+        outcome.failures.append("A's second key stopped working")
+    # B: its victim has exactly the events B sent, none of A's content or received_at
+    b_events = all_events(stack, world.b_key, VICTIM)
+    if sorted(event["event_id"] for event in b_events) != ["victim-1", "victim-2", "victim-3"]:
+        outcome.failures.append(f"B's victim events are not what B sent: {b_events}")
+    if world.marker in json.dumps(b_events):
+        outcome.failures.append("B's events hold A's metadata")
+    a_received = {event["event_id"]: event["received_at"] for event in world.a_events}
+    outcome.failures += [
+        f"B's {event['event_id']} has A's received_at: it is A's event"
+        for event in b_events
+        if event["received_at"] == a_received.get(event["event_id"])
+    ]
+
+
+def test_no_route_gives_one_tenant_anything_of_another(world: World) -> None:
+    # Given tenant A with data and tenant B with a key (the world fixture)
+    plan = sorted(attack_plan(world), key=lambda entry: TENANT_ROUTES_PHASES.index(entry[1].phase))
+    outcome = Outcome()
+    phase = "read"
+    # When every route is called with every attack: reads, then B's erasures, then B's writes
+    for (method, route), attack in plan:
+        if phase == "erase" and attack.phase != phase:
+            finish_b_erasures(world, outcome)
+        phase = attack.phase
+        outcome.kinds[attack.kind] += 1
+        reply = send(world.stack, attack.method, attack.path, attack.body, attack.key, attack.headers)
+        judge(world, f"{method} {route} [{attack.kind}] {attack.method} {attack.path}", attack, reply, outcome)
+    # Then A is untouched and what B wrote is B's
+    check_a_untouched_and_b_kept_its_own(world, outcome)
+    routes = len({route for route, _ in plan})
+    print(
+        f"\nisolation: {routes} routes x {len(outcome.kinds)} attacks = {len(plan)} requests, "
+        f"{outcome.leaks} leaks, {len(outcome.failures)} failures"
+    )
+    for kind, count in sorted(outcome.kinds.items()):
+        print(f"  {count:4d}  {kind}")
+    assert not outcome.failures, "\n".join(outcome.failures)
+
+
+def test_a_cursor_the_caller_signed_itself_is_a_400_not_a_500(world: World) -> None:
+    """The cursor digest has no secret, so a client can sign any position for its own query.
+
+    The position must still be checked before use: a malformed one is a bad cursor (400), never a 500.
+    """
+    binding = EventFilter(start=None, end=None, action=None, descending=False, limit=1).binding(
+        str(world.b["tenant_id"]), VICTIM
+    )
+    cursor = encode_cursor("no-separator", binding)
+    reply = send(world.stack, "GET", f"/v1/users/{VICTIM}/events?limit=1&cursor={cursor}", key=world.b_key)
+    assert reply.status == 400, (reply.status, reply.body)
+    assert reply.body["error"]["code"] == "bad_request", reply.body

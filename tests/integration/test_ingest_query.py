@@ -1,0 +1,349 @@
+"""Ingest and query through the real handlers on the real (moto) tables: idempotency, user ids, pages."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from local_stack.template import Template
+
+from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
+
+TENANT = "ten_ingest0000000001"
+OTHER_TENANT = "ten_ingest0000000002"
+USER_EVENTS = "/v1/users/{user_id}/events"
+
+
+def post_event(body: Any, tenant_id: str = TENANT) -> dict[str, Any]:
+    return api_event("POST", "/v1/events", authorizer=tenant_context(tenant_id), body=body)
+
+
+def post_batch(events: list[Any], tenant_id: str = TENANT) -> dict[str, Any]:
+    return api_event("POST", "/v1/events/batch", authorizer=tenant_context(tenant_id), body={"events": events})
+
+
+def get_events(user_id: str, query: dict[str, str] | None = None, tenant_id: str = TENANT) -> dict[str, Any]:
+    return api_event(
+        "GET", USER_EVENTS, authorizer=tenant_context(tenant_id), path_parameters={"user_id": user_id}, query=query
+    )
+
+
+def items_of_table(dynamodb: Any, template: Template) -> list[dict[str, Any]]:
+    table = template.functions["IngestFunction"].environment["EVENTS_TABLE"]
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=table)["Items"]
+    return items
+
+
+def all_pages(
+    functions: Functions, user_id: str, query: dict[str, str], tenant_id: str = TENANT
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(1000):
+        answer = functions.http(get_events(user_id, {**query, **({"cursor": cursor} if cursor else {})}, tenant_id))
+        assert answer.status == 200, answer.body
+        items += answer.body["items"]
+        cursor = answer.body["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("paging did not end")
+
+
+# ---------------------------------------------------------------- idempotency on the real table
+
+EVENT = {
+    "event_id": "evt-idem-1",
+    "user_id": "user-1",
+    "action": "document.delete",
+    "occurred_at": "2025-10-10T18:30:00+03:00",
+    "metadata": {"document_id": "doc_981", "nested": {"a": [1, 2.5, "x"]}},
+}
+
+
+def test_the_same_event_twice_is_one_item(functions: Functions, template: Template, dynamodb: Any) -> None:
+    # Given an event posted once
+    first = functions.http(post_event(EVENT))
+    assert first.status == 201
+    assert first.body["status"] == "accepted"
+    # When it is posted again, as a client retry with its own sent_at
+    again = functions.http(post_event({**EVENT, "sent_at": datetime.now(UTC).isoformat()}))
+    # Then the answer is a 200 duplicate with the first received_at, and the table holds one item
+    assert again.status == 200
+    assert again.body == {"event_id": "evt-idem-1", "received_at": first.body["received_at"], "status": "duplicate"}
+    items = items_of_table(dynamodb, template)
+    assert len(items) == 1
+    assert items[0]["pk"]["S"] == f"{TENANT}#evt-idem-1"
+
+
+def test_the_same_id_with_other_content_is_a_409_and_the_item_is_unchanged(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
+    assert functions.http(post_event(EVENT)).status == 201
+    before = items_of_table(dynamodb, template)
+    answer = functions.http(post_event({**EVENT, "metadata": {"document_id": "doc_982"}}))
+    assert_error_shape(answer, 409, "conflict")
+    assert items_of_table(dynamodb, template) == before
+
+
+def test_a_batch_resent_is_all_duplicates_and_adds_no_item(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
+    events = [{**EVENT, "event_id": f"evt-b{n}"} for n in range(5)]
+    first = functions.http(post_batch(events))
+    assert (first.body["accepted"], first.body["duplicates"], first.body["rejected"]) == (5, 0, 0)
+    again = functions.http(post_batch(events))
+    assert (again.body["accepted"], again.body["duplicates"], again.body["rejected"]) == (0, 5, 0)
+    assert len(items_of_table(dynamodb, template)) == 5
+    # And a single-event retry of a batch event is a duplicate too
+    assert functions.http(post_event(events[0])).status == 200
+
+
+def test_the_same_event_id_in_two_tenants_is_two_events(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
+    assert functions.http(post_event(EVENT)).status == 201
+    assert functions.http(post_event({**EVENT, "action": "other"}, OTHER_TENANT)).status == 201
+    assert len(items_of_table(dynamodb, template)) == 2
+
+
+def test_a_stored_event_reads_back_as_it_was_sent(functions: Functions) -> None:
+    received = functions.http(post_event(EVENT)).body["received_at"]
+    (item,) = functions.http(get_events("user-1")).body["items"]
+    assert item == {
+        "event_id": "evt-idem-1",
+        "user_id": "user-1",
+        "action": "document.delete",
+        "occurred_at": "2025-10-10T15:30:00.000Z",
+        "received_at": received,
+        "metadata": {"document_id": "doc_981", "nested": {"a": [1, 2.5, "x"]}},
+    }
+
+
+# ---------------------------------------------------------------- user ids that need encoding
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["a/b c é", "user/42", "Олена Коваль", "50% off+more", "a?b#c&d=e", "😀 emoji", "..", "tab-less\u00a0nbsp"],
+)
+def test_a_user_id_round_trips_through_ingest_and_query(functions: Functions, user_id: str) -> None:
+    # Given events of a user id with characters that must be percent-encoded in a path
+    for n in range(3):
+        body = {"event_id": f"evt-{n}", "user_id": user_id, "action": "login", "occurred_at": f"2025-10-10T10:0{n}:00Z"}
+        assert functions.http(post_event(body)).status == 201
+    # And another user whose id is a prefix of it
+    assert functions.http(post_event({"event_id": "evt-x", "user_id": user_id[:1], "action": "login"})).status == 201
+    # When the user's events are read in pages of two (path percent-encoded, path parameter decoded)
+    event = get_events(user_id, {"limit": "2"})
+    assert event["path"] == f"/v1/users/{quote(user_id, safe='')}/events"
+    items = all_pages(functions, user_id, {"limit": "2"})
+    # Then exactly that user's events come back, with the user id intact
+    assert [item["event_id"] for item in items] == ["evt-0", "evt-1", "evt-2"]
+    assert {item["user_id"] for item in items} == {user_id}
+
+
+def test_another_tenant_sees_nothing_of_a_user_with_the_same_id(functions: Functions) -> None:
+    assert functions.http(post_event(EVENT)).status == 201
+    assert functions.http(get_events("user-1", tenant_id=OTHER_TENANT)).body == {"items": [], "next_cursor": None}
+
+
+# ---------------------------------------------------------------- ranges and order on the real index
+
+
+def test_the_range_is_half_open_and_order_and_action_apply(functions: Functions) -> None:
+    events = [
+        {
+            "event_id": f"evt-{n}",
+            "user_id": "u",
+            "action": "view" if n % 2 else "login",
+            "occurred_at": f"2025-10-10T10:0{n}:00Z",
+        }
+        for n in range(6)
+    ]
+    assert functions.http(post_batch(events)).body["accepted"] == 6
+    query = {"from": "2025-10-10T10:01:00Z", "to": "2025-10-10T10:04:00Z"}
+    assert [i["event_id"] for i in all_pages(functions, "u", query)] == ["evt-1", "evt-2", "evt-3"]
+    assert [i["event_id"] for i in all_pages(functions, "u", {**query, "order": "desc"})] == ["evt-3", "evt-2", "evt-1"]
+    assert [i["event_id"] for i in all_pages(functions, "u", {"action": "view", "limit": "1"})] == [
+        "evt-1",
+        "evt-3",
+        "evt-5",
+    ]
+    # An offset in the query string: 13:01+03:00 is 10:01Z ("+" arrives as a space when not encoded)
+    assert [i["event_id"] for i in all_pages(functions, "u", {"from": "2025-10-10T13:04:00 03:00"})] == [
+        "evt-4",
+        "evt-5",
+    ]
+
+
+def test_from_and_to_with_sub_millisecond_precision_keep_the_range_half_open(functions: Functions) -> None:
+    # Given events at 10:00:00.000 and 10:00:00.001
+    for n, moment in enumerate(["2025-10-10T10:00:00.000Z", "2025-10-10T10:00:00.001Z"]):
+        assert (
+            functions.http(
+                post_event({"event_id": f"evt-{n}", "user_id": "u", "action": "a", "occurred_at": moment})
+            ).status
+            == 201
+        )
+    # When from is 10:00:00.000500 (after the first event) and to is 10:00:00.001500 (after the second)
+    items = all_pages(functions, "u", {"from": "2025-10-10T10:00:00.000500Z", "to": "2025-10-10T10:00:00.001500Z"})
+    # Then only the second event is in [from, to)
+    assert [item["event_id"] for item in items] == ["evt-1"]
+
+
+def test_a_full_last_page_may_end_with_a_cursor_but_never_loses_or_repeats(functions: Functions) -> None:
+    events = [
+        {"event_id": f"evt-{n:02d}", "user_id": "u", "action": "a", "occurred_at": "2025-10-10T10:00:00Z"}
+        for n in range(10)
+    ]
+    assert functions.http(post_batch(events)).body["accepted"] == 10
+    for limit in ("1", "3", "5", "10", "11"):
+        items = all_pages(functions, "u", {"limit": limit})
+        assert [item["event_id"] for item in items] == [f"evt-{n:02d}" for n in range(10)], limit
+
+
+RUNS = itertools.count()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seconds=st.lists(st.integers(0, 20), max_size=25),
+    actions=st.lists(st.sampled_from(["login", "view"]), min_size=1, max_size=25),
+    start=st.none() | st.integers(0, 21),
+    length=st.none() | st.integers(1, 21),
+    action=st.none() | st.sampled_from(["login", "view"]),
+    descending=st.booleans(),
+    limit=st.integers(1, 6),
+)
+def test_paging_on_the_real_index_yields_the_brute_force_answer(
+    functions: Functions,
+    template: Template,
+    dynamodb: Any,
+    seconds: list[int],
+    actions: list[str],
+    start: int | None,
+    length: int | None,
+    action: str | None,
+    descending: bool,
+    limit: int,
+) -> None:
+    # Given events of one fresh user (one per example: the table outlives the examples), many sharing a time
+    run = next(RUNS)
+    user_id = f"user {run}"
+    t0 = datetime(2025, 10, 10, 10, 0, tzinfo=UTC)
+    store = event_store(template, dynamodb)
+    from tracker.events import prepare_event
+
+    expected = []
+    for index, second in enumerate(seconds):
+        occurred = t0 + timedelta(seconds=second)
+        raw = {
+            "event_id": f"r{run}-e{index:02d}",
+            "user_id": user_id,
+            "action": actions[index % len(actions)],
+            "occurred_at": occurred.isoformat(),
+        }
+        record = prepare_event(raw, TENANT, datetime.now(UTC))
+        assert store.put_new(record) is None
+        expected.append(record)
+    query: dict[str, str] = {"limit": str(limit), "order": "desc" if descending else "asc"}
+    lower = None if start is None else t0 + timedelta(seconds=start)
+    upper = None if length is None else (lower or t0) + timedelta(seconds=length)
+    if lower is not None:
+        query["from"] = lower.isoformat()
+    if upper is not None:
+        query["to"] = upper.isoformat()
+    if action is not None:
+        query["action"] = action
+    # When the handler pages through them
+    seen = [item["event_id"] for item in all_pages(functions, user_id, query)]
+    # Then the pages are the brute-force answer
+    wanted = sorted(
+        (
+            r
+            for r in expected
+            if (lower is None or r.occurred_at >= lower)
+            and (upper is None or r.occurred_at < upper)
+            and (action is None or r.action == action)
+        ),
+        key=lambda r: (r.occurred_at, r.event_id),
+        reverse=descending,
+    )
+    assert seen == [r.event_id for r in wanted]
+
+
+# ---------------------------------------------------------------- tenants on the real table
+
+
+def create_tenant(functions: Functions, name: str) -> dict[str, Any]:
+    answer = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": name}))
+    assert answer.status == 201, answer.body
+    body: dict[str, Any] = answer.body
+    return body
+
+
+def test_a_duplicate_tenant_name_in_another_case_is_a_409(functions: Functions) -> None:
+    create_tenant(functions, "Shop A")
+    answer = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "SHOP a"}))
+    assert_error_shape(answer, 409, "conflict")
+
+
+def test_a_created_tenant_shows_once_with_its_fields_and_never_a_key(functions: Functions) -> None:
+    created = create_tenant(functions, "Shop A")
+    assert set(created) >= {"tenant_id", "name", "timezone", "active", "created_at", "key_id", "api_key"}
+    assert created["timezone"] == "UTC"
+    assert created["active"] is True
+    assert created["created_at"].endswith("Z")
+    listed = functions.http(api_event("GET", "/v1/tenants", authorizer=admin_context())).body
+    assert [item["tenant_id"] for item in listed["items"]] == [created["tenant_id"]]
+    assert "api_key" not in json.dumps(listed)
+    assert "key_id" not in json.dumps(listed)
+
+
+def test_listing_tenants_in_pages_ends_with_a_null_cursor_on_the_last_page(functions: Functions) -> None:
+    # Given four tenants
+    ids = [create_tenant(functions, f"Shop {n}")["tenant_id"] for n in range(4)]
+    # When they are listed two by two
+    seen, cursor, pages = [], None, []
+    for _ in range(10):
+        query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = functions.http(api_event("GET", "/v1/tenants", authorizer=admin_context(), query=query)).body
+        pages.append(len(page["items"]))
+        seen += [item["tenant_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Then every tenant shows once, and the page holding the last one has a null next_cursor
+    assert sorted(seen) == sorted(ids)
+    assert pages == [2, 2]
+
+
+def test_a_rate_limit_patch_round_trips_and_null_restores_the_default(functions: Functions) -> None:
+    created = create_tenant(functions, "Shop A")
+
+    def patch(body: dict[str, Any]) -> dict[str, Any]:
+        answer = functions.http(
+            api_event(
+                "PATCH",
+                "/v1/tenants/{tenant_id}",
+                authorizer=admin_context(),
+                path_parameters={"tenant_id": created["tenant_id"]},
+                body=body,
+            )
+        )
+        assert answer.status == 200, answer.body
+        result: dict[str, Any] = answer.body
+        return result
+
+    assert patch({"rate_limit": {"rate": 5, "burst": 10}})["rate_limit"] == {"rate": 5, "burst": 10}
+    assert patch({"active": False})["rate_limit"] == {"rate": 5, "burst": 10}
+    restored = patch({"rate_limit": None})
+    assert restored.get("rate_limit") is None
+    assert restored["active"] is False

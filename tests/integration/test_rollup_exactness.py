@@ -1,0 +1,658 @@
+"""Exact scheduled rollups on DynamoDB (moto): events stored by the real ingest code, counted by the
+real rollup into the template's tables, read back by the real statistics, and compared with a
+brute-force count over the stored events, whatever happens to the runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from local_stack.aws import create_tables
+from local_stack.template import REPO_ROOT, Template, load_template
+from tests.rollup_fakes import (
+    Crash,
+    CrashingStore,
+    Fault,
+    RecordingStore,
+    Reference,
+    StopAfter,
+    StoredEvent,
+    check_daily,
+    check_statistics,
+    moto_transactions_copy_each_table_once,
+    rollup_under_fault,
+)
+from tracker import dynamodb, stats
+from tracker import settings as tracker_settings
+from tracker.calendar import local_hour_start
+from tracker.dynamodb import event_store, tenant_store
+from tracker.dynamodb_aggregates import aggregate_store
+from tracker.events import ingest_batch, prepare_event
+from tracker.records import ApiKeyRecord, TenantRecord
+from tracker.rollup import MAX_ITEMS_PER_COMMIT, RollupReport, run_rollup
+from tracker.timefmt import format_utc, parse_utc
+
+TENANT = "ten_sample0000000001"
+OTHER = "ten_other00000000002"
+KYIV = ZoneInfo("Europe/Kyiv")
+NO_SETTLE = timedelta(0)
+EVENTS_DIR = REPO_ROOT / "events" / "rollup"
+
+
+# ---------------------------------------------------------------- the emulated stack
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_moto_transactions() -> Iterator[None]:
+    with moto_transactions_copy_each_table_once():
+        yield
+
+
+@pytest.fixture(scope="module")
+def stack_template() -> Template:
+    return load_template()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _environment(stack_template: Template) -> Iterator[None]:
+    """The rollup function's environment from template.yaml, with fake credentials for moto."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in stack_template.functions["RollupFunction"].environment.items():
+            patch.setenv(name, value)
+        patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", stack_template.region)
+        patch.setenv("AWS_REGION", stack_template.region)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        patch.delenv("AWS_PROFILE", raising=False)
+        yield
+
+
+def _clear_caches() -> None:
+    dynamodb.dynamodb_client.cache_clear()
+    tracker_settings.get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_settings(_environment: None) -> Iterator[None]:
+    """Settings and the cached client are made from this module's environment, and forgotten after it."""
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+class Stack:
+    """The template's tables on moto (inside ``mock_aws``), and what the tests do with them through
+    the real code. It also remembers each event ingest accepted, as ingest made it (``prepare_event``),
+    so that between runs the reference needs no Scan; ``assert_model_is_what_is_stored`` checks it."""
+
+    def __init__(self, template: Template) -> None:
+        self.client = dynamodb.dynamodb_client()  # one client for the whole module, as in a warm Lambda
+        create_tables(self.client, template)
+        self.events_table = tracker_settings.get_settings().events_table
+        self.sent = 0
+        self.stored: list[StoredEvent] = []
+
+    def ingest(self, tenant: str, raws: list[dict[str, Any]], received_at: datetime) -> dict[str, int]:
+        result = ingest_batch(event_store(), raws, tenant, received_at, concurrency=1)
+        for outcome in result.results:
+            if outcome.status == "accepted":
+                record = prepare_event(raws[outcome.index], tenant, received_at)
+                self.stored.append(
+                    StoredEvent(tenant, record.user_id, record.action, record.occurred_at, record.received_at)
+                )
+        return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+
+    def raw(self, user: str, action: str, occurred_at: datetime, **extra: Any) -> dict[str, Any]:
+        self.sent += 1
+        return {
+            "event_id": f"evt-{self.sent:05d}",
+            "user_id": user,
+            "action": action,
+            "occurred_at": format_utc(occurred_at),
+            **extra,
+        }
+
+    def stored_events(self) -> list[StoredEvent]:
+        """Every event in the Events table (a test-only Scan): what the statistics must count."""
+        found = []
+        for page in self.client.get_paginator("scan").paginate(TableName=self.events_table):
+            for item in page["Items"]:
+                found.append(
+                    StoredEvent(
+                        tenant_id=item["tenant_id"]["S"],
+                        user_id=item["user_id"]["S"],
+                        action=item["action"]["S"],
+                        occurred_at=parse_utc(item["occurred_at"]["S"]),
+                        received_at=parse_utc(item["received_at"]["S"]),
+                    )
+                )
+        return found
+
+    def assert_model_is_what_is_stored(self) -> None:
+        key = lambda e: (e.tenant_id, e.user_id, e.action, e.occurred_at, e.received_at)  # noqa: E731
+        assert sorted(self.stored, key=key) == sorted(self.stored_events(), key=key)
+
+    def reference(self, tenant: str, zone: ZoneInfo) -> Reference:
+        progress = aggregate_store().load_progress()
+        assert progress is not None
+        return Reference(self.stored, tenant, zone, progress.as_of)
+
+
+@pytest.fixture
+def stack(stack_template: Template) -> Iterator[Stack]:
+    with mock_aws():
+        stack = Stack(stack_template)
+        yield stack
+        stack.assert_model_is_what_is_stored()
+
+
+def rollup(now: datetime, zones: dict[str, ZoneInfo] | None = None, **kwargs: Any) -> RollupReport:
+    options = {"settle": NO_SETTLE, "initial_lookback": timedelta(hours=3), **kwargs}
+    store = options.pop("store", None) or aggregate_store()
+    zone_of = (zones or {}).get
+    return run_rollup(store, lambda tenant: zone_of(tenant) or KYIV, now=now, **options)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# ---------------------------------------------------------------- deterministic scenarios
+
+
+def test_a_wide_group_received_at_one_instant_is_committed_in_chunks_and_counted_once(stack: Stack) -> None:
+    # Given one batch of 120 distinct users, all received at the same instant, then one more event
+    at = utc("2025-10-26T00:40:00Z")
+    raws = [stack.raw(f"user-{i:03d}", ("login", "view")[i % 2], at - timedelta(minutes=i % 50)) for i in range(120)]
+    assert stack.ingest(TENANT, raws, at)["accepted"] == 120
+    stack.ingest(TENANT, [stack.raw("user-000", "edit", at)], at + timedelta(milliseconds=1))
+    recorder = RecordingStore(aggregate_store())
+    now = at + timedelta(seconds=5)
+    # When the rollup runs on DynamoDB
+    report = rollup(now, store=recorder)
+    # Then it needed several transactions, each within DynamoDB's 100 items (99 aggregates + progress)
+    assert report.finished
+    assert report.events == 121
+    assert len(recorder.commits) >= 4
+    assert max(items for items, _ in recorder.commits) <= MAX_ITEMS_PER_COMMIT
+    # And the commits inside the group were partial, with as_of not yet past the group
+    partial = [progress for _, progress in recorder.commits if progress.partial]
+    assert partial
+    assert all(progress.as_of <= at for progress in partial)
+    # And every statistic is exact
+    check_statistics(
+        aggregate_store(),
+        stack.reference(TENANT, KYIV),
+        now,
+        users=["user-000", "user-001", "user-119"],
+        actions=["login", "view", "edit"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("after", "lose_response"), [(0, True), (2, False)], ids=["first-commit-unanswered", "third-commit-not-applied"]
+)
+def test_a_crashed_run_resumes_where_its_last_commit_left_off(stack: Stack, after: int, lose_response: bool) -> None:
+    # Given events before, in and after a wide group
+    at = utc("2025-03-30T00:30:00Z")
+    stack.ingest(TENANT, [stack.raw("early", "login", at - timedelta(minutes=40))], at - timedelta(minutes=10))
+    stack.ingest(TENANT, [stack.raw(f"w{i:03d}", "view", at) for i in range(80)], at)
+    stack.ingest(TENANT, [stack.raw("late", "edit", at)], at + timedelta(minutes=10))
+    now = at + timedelta(minutes=11)
+    # When a run dies in a commit after `after` good ones, and the schedule runs it again
+    with pytest.raises(Crash):
+        rollup(now, store=CrashingStore(aggregate_store(), after, lose_response=lose_response))
+    second = rollup(now)
+    # Then the second run finishes and every event is counted exactly once
+    assert second.finished
+    check_statistics(
+        aggregate_store(),
+        stack.reference(TENANT, KYIV),
+        now,
+        users=["early", "w000", "w079", "late"],
+        actions=["login", "view", "edit"],
+    )
+
+
+@pytest.mark.parametrize("kind", ["race_first_loses", "race_second_loses"])
+def test_two_rollups_at_once_one_hits_the_conflict_and_nothing_is_double_counted(stack: Stack, kind: str) -> None:
+    # Given enough events for several commits
+    at = utc("2025-11-02T05:30:00Z")
+    for minute in range(2):
+        raws = [stack.raw(f"w{i:03d}", "login", at - timedelta(minutes=i)) for i in range(40)]
+        stack.ingest(TENANT, raws, at + timedelta(minutes=minute))
+    now = at + timedelta(minutes=5)
+    zones = {TENANT: ZoneInfo("America/New_York")}
+    # When two runs go at once, one committing between the other's reads and its second commit
+    reports = rollup_under_fault(
+        aggregate_store(), Fault(kind, 2), zone_of=zones.__getitem__, now=now, initial_lookback=timedelta(hours=1)
+    )
+    # Then DynamoDB's condition on the progress version made exactly one of them stop
+    assert sum(report.conflict for report in reports) == 1
+    # And once the schedule runs again, each event is counted once
+    rollup(now, zones)
+    check_statistics(
+        aggregate_store(), stack.reference(TENANT, zones[TENANT]), now, users=["w000", "w039"], actions=["login"]
+    )
+
+
+def test_a_retried_event_is_stored_once_and_counted_once(stack: Stack) -> None:
+    # Given an event sent, counted, then sent again by the client (a retry), twice in one batch too
+    at = utc("2025-06-15T10:00:00Z")
+    event = stack.raw("u1", "login", at - timedelta(minutes=5), metadata={"device": "ios"})
+    assert stack.ingest(TENANT, [event], at) == {"accepted": 1, "duplicates": 0, "rejected": 0}
+    rollup(at + timedelta(seconds=1))
+    retry = {**event, "sent_at": format_utc(at + timedelta(minutes=1))}
+    later = at + timedelta(minutes=2)
+    outcome = stack.ingest(TENANT, [retry, retry, {**event, "action": "logout"}], later)
+    # When the schedule runs again
+    rollup(later + timedelta(seconds=1))
+    # Then the retries were duplicates, the changed copy a conflict, and the event counted once
+    assert outcome == {"accepted": 0, "duplicates": 2, "rejected": 1}
+    assert len(stack.stored_events()) == 1
+    daily = stats.daily(aggregate_store(), stats.TenantClock(TENANT, KYIV, later), 1)
+    assert [(i.count, i.users) for i in daily.items] == [(1, 1)]
+    check_statistics(
+        aggregate_store(), stack.reference(TENANT, KYIV), later + timedelta(seconds=1), users=["u1"], actions=["login"]
+    )
+
+
+def test_an_event_that_arrives_days_late_lands_in_its_old_window(stack: Stack) -> None:
+    # Given a day counted long ago, then an event that occurred on it arrives four days later
+    day = utc("2025-10-26T08:15:00Z")
+    stack.ingest(TENANT, [stack.raw("u1", "login", day)], day)
+    rollup(day + timedelta(seconds=1))
+    later = day + timedelta(days=4)
+    rollup(later - timedelta(hours=1))
+    stack.ingest(TENANT, [stack.raw("u1", "edit", day + timedelta(minutes=20))], later)
+    # When the next run goes
+    rollup(later + timedelta(seconds=1))
+    # Then the old day, hour and 4h window hold it, and the user is still one user that day
+    store, clock = aggregate_store(), stats.TenantClock(TENANT, KYIV, later + timedelta(seconds=1))
+    daily = stats.daily(store, clock, 5)
+    assert [(i.date.isoformat(), i.count, i.users) for i in daily.items if i.count] == [("2025-10-26", 2, 1)]
+    hour = utc("2025-10-26T08:00:00Z")
+    hourly = stats.user_activity(store, clock, "u1", period="1h", start=hour, end=hour + timedelta(hours=1))
+    assert [(w.count, w.by_action) for w in hourly.items] == [(2, {"edit": 1, "login": 1})]
+    check_statistics(store, stack.reference(TENANT, KYIV), clock.now, users=["u1"], actions=["login", "edit"])
+
+
+def test_statistics_count_exactly_the_events_received_before_as_of(stack: Stack) -> None:
+    # Given events received at t1, at t2 and after t2
+    t1, t2 = utc("2025-06-15T10:00:00Z"), utc("2025-06-15T10:05:00Z")
+    stack.ingest(TENANT, [stack.raw("u1", "login", t1)], t1)
+    stack.ingest(TENANT, [stack.raw("u2", "login", t1)], t2)
+    stack.ingest(TENANT, [stack.raw("u3", "login", t1)], t2 + timedelta(milliseconds=1))
+    # When the rollup runs with now = t2 (settle 0)
+    rollup(t2)
+    # Then as_of is t2 and only the event received before t2 is counted
+    daily = stats.daily(aggregate_store(), stats.TenantClock(TENANT, KYIV, t2), 1)
+    assert daily.as_of == t2
+    assert [(i.count, i.users) for i in daily.items] == [(1, 1)]
+    # And the next run takes the rest, exactly once
+    rollup(t2 + timedelta(seconds=1))
+    daily = stats.daily(aggregate_store(), stats.TenantClock(TENANT, KYIV, t2), 1)
+    assert [(i.count, i.users) for i in daily.items] == [(3, 3)]
+
+
+def test_a_run_out_of_time_continues_next_time(stack: Stack) -> None:
+    # Given more events than one run may commit before its timeout
+    at = utc("2025-06-15T10:00:00Z")
+    for minute in range(3):
+        stack.ingest(TENANT, [stack.raw(f"w{i:03d}", "view", at) for i in range(40)], at + timedelta(minutes=minute))
+    now = at + timedelta(minutes=5)
+    # When the run is told it is about to time out after its first commit
+    first = rollup(now, should_stop=StopAfter(1))
+    # Then it stops with progress that is exact as of itself
+    assert not first.finished
+    assert first.commits == 1
+    progress = aggregate_store().load_progress()
+    assert progress is not None
+    if not progress.partial:
+        check_daily(aggregate_store(), stack.reference(TENANT, KYIV), now, days=1)
+    # And the next scheduled run counts the rest
+    second = rollup(now + timedelta(minutes=1))
+    assert second.finished
+    assert first.events + second.events == 120
+    check_statistics(aggregate_store(), stack.reference(TENANT, KYIV), now, users=["w000"], actions=["view"])
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "moments"),
+    [
+        # Kyiv falls back on 2025-10-26 at 01:00Z: 03:30 happens twice; the day lasts 25 hours.
+        (
+            "Europe/Kyiv",
+            ["2025-10-25T21:00:00Z", "2025-10-26T00:30:00Z", "2025-10-26T01:30:00Z", "2025-10-26T21:59:59Z"],
+        ),
+        # Kyiv springs forward on 2025-03-30 at 01:00Z; the day lasts 23 hours.
+        (
+            "Europe/Kyiv",
+            ["2025-03-29T21:59:59Z", "2025-03-29T22:00:00Z", "2025-03-30T00:59:59Z", "2025-03-30T01:00:00Z"],
+        ),
+        # New York springs forward on 2025-03-09 at 07:00Z and falls back on 2025-11-02 at 06:00Z.
+        ("America/New_York", ["2025-03-09T04:59:59Z", "2025-03-09T06:59:00Z", "2025-03-09T07:00:00Z"]),
+        ("America/New_York", ["2025-11-02T05:30:00Z", "2025-11-02T06:30:00Z", "2025-11-03T04:59:59Z"]),
+        # Local midnight is 18:30Z in Kolkata and 18:15Z in Kathmandu.
+        ("Asia/Kolkata", ["2025-06-14T18:20:00Z", "2025-06-14T18:29:59.999Z", "2025-06-14T18:30:00Z"]),
+        ("Asia/Kathmandu", ["2025-06-14T18:14:59.999Z", "2025-06-14T18:15:00Z", "2025-06-14T18:20:00Z"]),
+    ],
+)
+def test_windows_and_days_follow_the_tenant_zone_through_the_rollup(
+    stack: Stack, zone_name: str, moments: list[str]
+) -> None:
+    # Given a tenant in a zone with a DST change or a :30/:45 offset, and events around its boundaries
+    zone = ZoneInfo(zone_name)
+    occurred = [utc(moment) for moment in moments]
+    received_at = max(occurred) + timedelta(minutes=1)
+    raws = [stack.raw(f"u{i % 2}", ("login", "view")[i % 2], moment) for i, moment in enumerate(occurred)]
+    stack.ingest(TENANT, raws, received_at)
+    # When the rollup counts them in the tenant's zone
+    now = received_at + timedelta(seconds=1)
+    rollup(now, {TENANT: zone}, initial_lookback=timedelta(hours=1))
+    # Then every statistic, window and day follows the tenant's local clock
+    check_statistics(
+        aggregate_store(), stack.reference(TENANT, zone), now, users=["u0", "u1"], actions=["login", "view"]
+    )
+
+
+def _lord_howe_night(stack: Stack) -> tuple[ZoneInfo, datetime, datetime, Reference]:
+    """Lord Howe Island (Australia/Lord_Howe) falls back 30 minutes on 2025-04-06 at 15:00Z
+    (02:00 +11:00 -> 01:30 +10:30): its local hour 01:00 lasts 90 minutes, later ones start at :30Z.
+    One event every 20 minutes through that night, counted by the rollup."""
+    zone = ZoneInfo("Australia/Lord_Howe")
+    start = utc("2025-04-05T13:00:00Z")
+    occurred = [start + timedelta(minutes=20 * i) for i in range(15)]
+    received_at = occurred[-1] + timedelta(minutes=1)
+    stack.ingest(TENANT, [stack.raw("u1", "login", moment) for moment in occurred], received_at)
+    now = received_at + timedelta(seconds=1)
+    rollup(now, {TENANT: zone}, initial_lookback=timedelta(hours=1))
+    return zone, start, now, stack.reference(TENANT, zone)
+
+
+def test_hourly_activity_is_exact_across_a_half_hour_dst_change(stack: Stack) -> None:
+    # Given the Lord Howe fall-back night counted by the rollup
+    zone, start, now, reference = _lord_howe_night(stack)
+    # When the user's 1h activity over that night is read
+    hourly = stats.user_activity(
+        aggregate_store(), stats.TenantClock(TENANT, zone, now), "u1", period="1h", start=start, end=now
+    )
+    # Then each window holds exactly the events that occurred in it, and starts at a local hour
+    spans = [(w.start, w.end) for w in hourly.items]
+    assert [(w.count, w.by_action) for w in hourly.items] == reference.activity("u1", spans)
+    assert all(local_hour_start(s, zone) == s for s, _ in spans), "1h windows must start at local hours"
+
+
+def test_top_users_are_exact_across_a_half_hour_dst_change(stack: Stack) -> None:
+    # Given the Lord Howe fall-back night counted by the rollup
+    zone, _, now, reference = _lord_howe_night(stack)
+    # When the top users of the last 6 hours are read (the whole night)
+    top = stats.top_users(aggregate_store(), stats.TenantClock(TENANT, zone, now), 6, 3)
+    # Then they count every event that occurred in [from, to)
+    assert [(u.user_id, u.count) for u in top.items] == reference.top_users(top.from_, top.to, 3)
+
+
+# ---------------------------------------------------------------- the rollup handler
+
+
+class _Context:
+    function_name = "RollupFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:RollupFunction"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    log_group_name = "/aws/lambda/RollupFunction"
+    log_stream_name = "2025/10/12/[$LATEST]0123456789abcdef"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
+def _load_rollup_handler() -> Any:
+    path = REPO_ROOT / "functions" / "rollup" / "app.py"
+    spec = importlib.util.spec_from_file_location("rollup_app_under_test", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _emf_metrics(stdout: str) -> list[dict[str, Any]]:
+    """The EMF documents printed on stdout: each as {name: value} plus its namespace."""
+    found = []
+    for line in stdout.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            directive = document["_aws"]["CloudWatchMetrics"][0]
+            names = [metric["Name"] for metric in directive["Metrics"]]
+            units = {metric["Name"]: metric.get("Unit") for metric in directive["Metrics"]}
+            values = {name: document[name] for name in names}
+            single = {
+                name: value[0] if isinstance(value, list) and len(value) == 1 else value
+                for name, value in values.items()
+            }
+            found.append({"namespace": directive["Namespace"], "units": units, **single})
+    return found
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return json.loads(Path(EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics(
+    stack: Stack, stack_template: Template, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    from tracker.http import metrics
+
+    # Given a tenant in Kyiv, and events received before each sample schedule's time minus the settle time
+    rule_event, scheduler_input = _sample("scheduled_event.json"), _sample("scheduler_input.json")
+    first_time, second_time = utc(rule_event["time"]), utc(scheduler_input["time"])
+    assert rule_event["detail-type"] == "Scheduled Event"
+    assert set(scheduler_input) == {"time"}
+    assert first_time < second_time
+    settle = timedelta(seconds=float(stack_template.functions["RollupFunction"].environment["ROLLUP_SETTLE_SECONDS"]))
+    tenant_store().create_tenant(
+        TenantRecord(tenant_id=TENANT, name="Sample", timezone="Europe/Kyiv", active=True, created_at=first_time),
+        ApiKeyRecord(key_id="key_x", key_hash="0" * 64, role="tenant", tenant_id=TENANT, created_at=first_time),
+    )
+    # Local midnight in Kyiv is 21:00Z: the first event is on the next local day.
+    first_batch = [stack.raw("u1", "login", utc("2025-10-11T21:00:00Z")), stack.raw("u2", "view", first_time)]
+    stack.ingest(TENANT, first_batch, first_time - settle - timedelta(minutes=5))
+    stack.ingest(TENANT, [stack.raw("u1", "edit", first_time)], first_time - settle + timedelta(seconds=1))
+    handler = _load_rollup_handler()
+    if metrics.namespace is None:  # tracker.http was imported before this environment was set
+        metrics.namespace = stack_template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
+    metrics.clear_metrics()
+    cold_start.is_cold_start = False
+    capsys.readouterr()
+    # When the EventBridge rule's scheduled event, then the Scheduler's input, invoke the handler
+    first = handler.lambda_handler(rule_event, _Context())
+    first_out = capsys.readouterr().out
+    second = handler.lambda_handler(scheduler_input, _Context())
+    second_out = capsys.readouterr().out
+    # Then each run counted what was received before its schedule's time (to the second) minus settle
+    assert first["as_of"] == format_utc(first_time + timedelta(seconds=1) - settle)
+    assert (first["events"], first["finished"], first["conflict"]) == (2, True, False)
+    assert second["as_of"] == format_utc(second_time + timedelta(seconds=1) - settle)
+    assert (second["events"], second["finished"]) == (1, True)
+    # And the statistics, in the tenant's zone, count each event once
+    daily = stats.daily(aggregate_store(), stats.TenantClock(TENANT, KYIV, second_time), 2)
+    assert [(i.date.isoformat(), i.count, i.users) for i in daily.items] == [("2025-10-11", 0, 0), ("2025-10-12", 3, 2)]
+    # And the metrics were emitted as EMF on stdout
+    namespace = stack_template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
+    for out, report in ((first_out, first), (second_out, second)):
+        (document,) = [d for d in _emf_metrics(out) if "RollupRuns" in d]
+        assert document["namespace"] == namespace
+        assert document["RollupRuns"] == 1
+        assert document["RollupEventsProcessed"] == report["events"]
+        assert document["RollupDuration"] >= 0
+        assert document["units"]["RollupDuration"] == "Milliseconds"
+        assert document["RollupLag"] == pytest.approx(report["lag_seconds"])
+        assert document["RollupLag"] > 0
+        assert document["units"]["RollupLag"] == "Seconds"
+
+
+# ---------------------------------------------------------------- property: any stream, any faults
+
+ZONES = ["UTC", "Europe/Kyiv", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"]
+ANCHORS = [
+    utc("2025-03-30T00:00:00Z"),  # Kyiv springs forward at 01:00Z
+    utc("2025-10-26T00:00:00Z"),  # Kyiv falls back at 01:00Z
+    utc("2025-03-09T06:00:00Z"),  # New York springs forward at 07:00Z
+    utc("2025-11-02T05:00:00Z"),  # New York falls back at 06:00Z
+    utc("2025-06-14T17:45:00Z"),  # local midnight in Kathmandu (18:15Z) and Kolkata (18:30Z)
+]
+USERS = ["u1", "u2", "u3"]
+ACTIONS = ["login", "view", "edit"]
+
+new_event = st.tuples(
+    st.sampled_from([TENANT, OTHER]),
+    st.sampled_from(USERS),
+    st.sampled_from(ACTIONS),
+    st.one_of(
+        st.integers(min_value=-59 * 60_000, max_value=2 * 3_600_000),  # up to 59 min ahead, or a bit late
+        st.integers(min_value=3_600_000, max_value=2 * 86_400_000),  # hours or days late
+    ),
+    st.one_of(st.none(), st.integers(min_value=-3_600_000, max_value=3_600_000)),  # the client's clock skew
+)
+batch_step = st.tuples(
+    st.just("batch"),
+    st.sampled_from([0, 0, 1, 1_000, 600_000, 3_600_000]),  # ms since the previous step
+    st.lists(new_event, max_size=8),
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=3),  # retries of earlier events
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=1),  # same id, other content
+)
+wide_step = st.tuples(st.just("wide"), st.sampled_from([0, 1, 1_000]), st.integers(min_value=34, max_value=45))
+faults = st.one_of(
+    st.just(Fault()),
+    st.builds(
+        Fault,
+        kind=st.sampled_from(["twice", "crash", "lost_response", "stop", "race_first_loses", "race_second_loses"]),
+        at=st.integers(min_value=0, max_value=3),
+    ),
+)
+rollup_step = st.tuples(st.just("rollup"), st.sampled_from([0, 1, 30_000, 3_600_000]), faults)
+plans = st.tuples(
+    st.lists(st.one_of(batch_step, batch_step, rollup_step), min_size=1, max_size=8),
+    st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=8), wide_step)),
+).map(lambda plan: plan[0] if plan[1] is None else [*plan[0][: plan[1][0]], plan[1][1], *plan[0][plan[1][0] :]])
+
+
+def _wire(stack: Stack, tenant: str, user: str, action: str, occurred: datetime, skew: int | None) -> dict[str, Any]:
+    """An event as a client with a clock ``skew`` ms off sends it (``sent_at`` now by its clock)."""
+    if skew is None:
+        return {"tenant": tenant, **stack.raw(user, action, occurred)}
+    off = timedelta(milliseconds=skew)
+    return {"tenant": tenant, **stack.raw(user, action, occurred + off), "sent_at": "{sent_at}", "skew": skew}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+@given(zones=st.tuples(st.sampled_from(ZONES), st.sampled_from(ZONES)), anchor=st.sampled_from(ANCHORS), plan=plans)
+def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
+    stack_template: Template, zones: tuple[str, str], anchor: datetime, plan: list[tuple[Any, ...]]
+) -> None:
+    tenant_zones = {TENANT: ZoneInfo(zones[0]), OTHER: ZoneInfo(zones[1])}
+    with mock_aws():
+        stack = Stack(stack_template)
+        store = aggregate_store()
+        clock = anchor
+        sent: list[dict[str, Any]] = []
+        wide_groups = 0
+        for step in plan:
+            clock += timedelta(milliseconds=step[1])
+            if step[0] == "batch":
+                # Given a batch per tenant: new events, retries of earlier ones, and a changed copy of one
+                _, _, new, retries, changed = step
+                wires = [
+                    _wire(stack, tenant, user, action, clock - timedelta(milliseconds=late), skew)
+                    for tenant, user, action, late, skew in new
+                ]
+                wires += [sent[index % len(sent)] for index in retries if sent]
+                wires += [{**sent[index % len(sent)], "action": "other"} for index in changed if sent]
+                sent += wires[: len(new)]
+                _send(stack, wires, clock)
+            elif step[0] == "wide":
+                # Given many distinct users received at one instant (several transactions' worth)
+                wide_groups += 1
+                raws = [stack.raw(f"w{wide_groups}-{i:03d}", ACTIONS[i % 3], clock) for i in range(step[2])]
+                stack.ingest(TENANT, raws, clock)
+            else:
+                # When a scheduled rollup runs, with its fault
+                rollup_under_fault(
+                    store,
+                    step[2],
+                    zone_of=tenant_zones.__getitem__,
+                    now=clock,
+                    initial_lookback=clock - anchor + timedelta(hours=1),
+                )
+                # Then what it committed is exact as of its progress (a half-counted group waits)
+                progress = store.load_progress()
+                if progress is not None and not progress.partial:
+                    for tenant, zone in tenant_zones.items():
+                        check_daily(store, stack.reference(tenant, zone), clock, days=4)
+        # When a last undisturbed run goes
+        now = clock + timedelta(milliseconds=1)
+        run_rollup(
+            store,
+            tenant_zones.__getitem__,
+            now=now,
+            settle=NO_SETTLE,
+            initial_lookback=now - anchor + timedelta(hours=1),
+        )
+        # Then every statistic of each tenant equals the brute-force count of its stored events
+        stack.assert_model_is_what_is_stored()
+        for tenant, zone in tenant_zones.items():
+            check_statistics(
+                store,
+                stack.reference(tenant, zone),
+                now,
+                users=["u1", "w1-000"],
+                actions=ACTIONS,
+                top_limit=3,
+                top_hours=12,
+            )
+
+
+def _send(stack: Stack, wires: list[dict[str, Any]], received_at: datetime) -> None:
+    """Sends each tenant's part of ``wires`` as one batch received at ``received_at``."""
+    for tenant, group in itertools.groupby(sorted(wires, key=lambda w: w["tenant"]), key=lambda w: w["tenant"]):
+        raws = []
+        for wire in group:
+            raw = {key: value for key, value in wire.items() if key not in ("tenant", "skew")}
+            if "skew" in wire:
+                raw["sent_at"] = format_utc(received_at + timedelta(milliseconds=wire["skew"]))
+            raws.append(raw)
+        stack.ingest(tenant, raws, received_at)
+
+
+def test_the_sample_schedule_events_are_what_eventbridge_sends() -> None:
+    rule_event, scheduler_input = _sample("scheduled_event.json"), _sample("scheduler_input.json")
+    assert rule_event["source"] == "aws.events"
+    assert rule_event["detail-type"] == "Scheduled Event"
+    assert utc(rule_event["time"]).tzinfo is not None
+    assert scheduler_input == {"time": scheduler_input["time"]}
+    assert utc(scheduler_input["time"]) > datetime(2025, 1, 1, tzinfo=UTC)
