@@ -12,9 +12,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tracker.aws import client_config
 from tracker.models import compact_json
 from tracker.records import (
     ApiKeyRecord,
@@ -50,14 +50,7 @@ TRANSIENT_ERROR_CODES = frozenset(
 @cache
 def dynamodb_client() -> DynamoDBClient:
     """One client per process, with the retry mode and timeouts of the settings."""
-    settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
-        connect_timeout=settings.aws_connect_timeout_seconds,
-        read_timeout=settings.aws_read_timeout_seconds,
-        max_pool_connections=settings.ingest_concurrency + 4,
-    )
-    return boto3.client("dynamodb", config=config)
+    return boto3.client("dynamodb", config=client_config(get_settings().ingest_concurrency + 4))
 
 
 @contextmanager

@@ -7,9 +7,9 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tracker.aws import client_config
 from tracker.records import ErasureRecord
 from tracker.settings import get_settings
 from tracker.storage import StoreUnavailable
@@ -20,13 +20,7 @@ if TYPE_CHECKING:
 
 @cache
 def lambda_client() -> LambdaClient:
-    settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
-        connect_timeout=settings.aws_connect_timeout_seconds,
-        read_timeout=settings.aws_read_timeout_seconds,
-    )
-    return boto3.client("lambda", config=config)
+    return boto3.client("lambda", config=client_config())
 
 
 def start_erasure_worker(record: ErasureRecord) -> None:

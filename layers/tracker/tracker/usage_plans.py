@@ -13,9 +13,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tracker.aws import client_config
 from tracker.records import RateLimitRecord
 from tracker.settings import get_settings
 from tracker.storage import StoreUnavailable
@@ -26,13 +26,7 @@ if TYPE_CHECKING:
 
 @cache
 def apigateway_client() -> APIGatewayClient:
-    settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
-        connect_timeout=settings.aws_connect_timeout_seconds,
-        read_timeout=settings.aws_read_timeout_seconds,
-    )
-    return boto3.client("apigateway", config=config)
+    return boto3.client("apigateway", config=client_config())
 
 
 class ApiGatewayUsagePlans:
