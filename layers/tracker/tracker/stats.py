@@ -24,7 +24,7 @@ from tracker.aggregates import (
     tenant_days_partition,
     user_partition,
 )
-from tracker.calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, windows
+from tracker.calendar import Period, dates, day_start, local_date, local_hour_start, next_hour_start, windows
 from tracker.errors import Unavailable, ValidationFailed, field_error
 from tracker.models import (
     MAX_ACTIVITY_WINDOWS,
@@ -49,6 +49,7 @@ T = TypeVar("T")
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 SNAPSHOT_ATTEMPTS = 10
 DEFAULT_RANGE = timedelta(days=7)
+MILLISECOND = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def date_range(clock: TenantClock, start: date | datetime | None, end: date | da
     end_at = default_end if end is None else _instant(end, clock.zone, end_of_day=True)
     start_at = day_start(today - timedelta(days=6), clock.zone) if start is None else _instant(start, clock.zone, False)
     _check_range(start_at, end_at)
-    return dates(local_date(start_at, clock.zone), local_date(end_at - timedelta(milliseconds=1), clock.zone))
+    return dates(local_date(start_at, clock.zone), local_date(end_at - MILLISECOND, clock.zone))
 
 
 def _instant(value: date | datetime, zone: ZoneInfo, end_of_day: bool) -> datetime:
@@ -140,7 +141,7 @@ def user_activity(
         first, last = (local_date(spans[0][0], clock.zone), local_date(spans[-1][0], clock.zone))
         low, high = day_sort_key(first), day_sort_key(last)
     else:
-        low, high = hour_sort_key(spans[0][0]), hour_sort_key(spans[-1][1] - HOUR)
+        low, high = hour_sort_key(spans[0][0]), hour_sort_key(spans[-1][1] - MILLISECOND)
 
     as_of, items = snapshot(store, lambda: store.read_partition(partition, low, high))
     counts = [0] * len(spans)
@@ -180,9 +181,12 @@ def daily(store: StatsStore, clock: TenantClock, days: int) -> DailyStats:
 
 def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> TopUsers:
     """The busiest users of the last ``hours`` local hours, the current one included."""
-    end = local_hour_start(clock.now, clock.zone) + HOUR
-    start = end - hours * HOUR
-    partitions = [hour_users_partition(clock.tenant_id, start + index * HOUR) for index in range(hours)]
+    current = local_hour_start(clock.now, clock.zone)
+    hour_starts = [current]
+    while len(hour_starts) < hours:
+        hour_starts.append(local_hour_start(hour_starts[-1] - MILLISECOND, clock.zone))
+    start, end = hour_starts[-1], next_hour_start(current, clock.zone)
+    partitions = [hour_users_partition(clock.tenant_id, hour) for hour in hour_starts]
     as_of, by_partition = snapshot(store, lambda: store.read_partitions(partitions))
     totals: Counter[str] = Counter()
     for items in by_partition.values():
