@@ -11,6 +11,7 @@ import copy
 import importlib.util
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,12 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/test"
     log_stream_name: str = "2025/10/10/[$LATEST]0123456789abcdef"
+    timeout_seconds: float = 10.0
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        """Counts down from the function's timeout, as Lambda's does."""
+        return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
 @dataclass
@@ -78,7 +82,12 @@ class Functions:
         from tracker.settings import get_settings
 
         spec = self.template.functions[logical_id]
-        context = LambdaContext(function_name=spec.name, invoked_function_arn=spec.arn, memory_limit_in_mb=spec.memory)
+        context = LambdaContext(
+            function_name=spec.name,
+            invoked_function_arn=spec.arn,
+            memory_limit_in_mb=spec.memory,
+            timeout_seconds=spec.timeout,
+        )
         with mock.patch.dict(os.environ, spec.environment):
             get_settings.cache_clear()
             try:

@@ -116,8 +116,12 @@ class Stored:
 
 
 def resolve_existing(record: EventRecord, existing: EventRecord | None) -> Stored:
-    """The outcome of storing ``record`` when ``existing`` already held its id (None: it did not)."""
-    if existing is None:
+    """The outcome of storing ``record`` when ``existing`` already held its id (None: it did not).
+
+    A copy with this very request's ``received_at`` is this request's own write, applied by an
+    attempt whose answer was lost and then retried by botocore: it was accepted, not a duplicate.
+    """
+    if existing is None or (existing.received_at == record.received_at and existing.fingerprint == record.fingerprint):
         return Stored("accepted", record)
     if existing.fingerprint != record.fingerprint:
         raise Conflict(f"Event {record.event_id} was already received with other content.")

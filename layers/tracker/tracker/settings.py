@@ -22,15 +22,16 @@ class Settings(BaseModel):
     # Where the very first rollup starts reading (there is no progress record yet).
     rollup_initial_lookback_hours: float = Field(default=24, gt=0)
     # Boto3 timeouts and retries (standard mode: exponential backoff with jitter on throttling,
-    # 5xx and connection errors). One call takes at most about attempts x (connect + read) plus
-    # backoff, 3 x 4 s + 1 s here, so a request ends (stored, or a clean 503) well inside the
-    # ingest function's 20 s timeout and API Gateway's 29 s.
+    # 5xx and connection errors). One call takes at most attempts x (connect + read) plus the
+    # backoffs between attempts (up to 1 s, then 2 s): 3 x 3 s + 3 s = 12 s, so a request ends
+    # (stored, or a clean 503) inside the ingest function's 28 s and API Gateway's 29 s.
     aws_connect_timeout_seconds: float = Field(default=1.0, gt=0)
-    aws_read_timeout_seconds: float = Field(default=3.0, gt=0)
-    aws_max_attempts: int = Field(default=3, ge=1)
-    # A batch starts no new write when less than this is left before the function's timeout;
-    # the events it did not write are rejected as "unavailable", for the client to send again.
-    ingest_deadline_margin_ms: int = Field(default=6000, ge=0)
+    aws_read_timeout_seconds: float = Field(default=2.0, gt=0)
+    aws_max_attempts: int = Field(default=3, ge=1, description="Attempts in all, the first included.")
+    # A batch starts no new write when less than this is left before the function's timeout
+    # (one worst-case call and the answer); the events it did not write are rejected as
+    # "unavailable", for the client to send again.
+    ingest_deadline_margin_ms: int = Field(default=14_000, ge=0)
     ingest_concurrency: int = Field(default=16, ge=1, le=64)
 
 
