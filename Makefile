@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(VENV)/checkov/.installed
 .PHONY: run test scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
-	$(PY) -m local_stack run
+	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run
 
 test: lint typecheck template openapi-check scan ## Everything CI checks
 	$(PY) -m pytest tests

@@ -7,6 +7,12 @@
   result JSON on stdout, logs on stderr; exit status 1 on a function error. Uses ``--endpoint`` or
   ``AWS_ENDPOINT_URL`` when given, otherwise an embedded moto server with the tables, just for the call.
 - ``openapi [--check]``: writes ``docs/openapi.json`` (or checks that it is up to date).
+- ``check-build [.aws-sam/build]``: every compiled extension of a ``sam build`` fits the architectures of
+  the functions that use it.
+
+For ``run`` and ``invoke``, a variable of this environment (or of the AWS emulation) that a function's
+template environment declares replaces the template's value, as ``sam local --env-vars`` does:
+``FOO=1 make run``.
 
 Top-level imports stay light: every Lambda worker process (``spawn``) imports this module again.
 """
@@ -19,7 +25,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 from contextlib import ExitStack
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 
 HOST = "127.0.0.1"
 ADMIN_TABLE = "TenantsTable"
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def _port(variable: str, default: int) -> int:
@@ -52,20 +61,6 @@ def _template(args: argparse.Namespace) -> Template:
         raise SystemExit(f"{args.template}: {error}") from None
 
 
-def _dynamodb_client(endpoint: str, region: str) -> Any:
-    import boto3  # noqa: PLC0415
-
-    from local_stack.aws import FAKE_CREDENTIALS  # noqa: PLC0415
-
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS,
-        aws_secret_access_key=FAKE_CREDENTIALS,
-    )
-
-
 # ---------------------------------------------------------------- run
 
 
@@ -83,9 +78,28 @@ def _bootstrap_admin_key(template: Template, emulation: dict[str, str]) -> tuple
     return created.api_key, created.key_id
 
 
-def _banner(template: Template, ports: dict[str, int], admin_key: str, key_id: str, init_errors: dict[str, Any]) -> str:
+def _overridden_variables(template: Template, base_env: dict[str, str]) -> list[str]:
+    """Template variables this environment sets to other values (they win, as with sam local --env-vars)."""
+    return sorted(
+        {
+            f"{name}={base_env[name]}"
+            for spec in template.functions.values()
+            for name, value in spec.environment.items()
+            if name in base_env and base_env[name] != value
+        }
+    )
+
+
+def _banner(
+    template: Template,
+    ports: dict[str, int],
+    admin_key: tuple[str, str],
+    base_env: dict[str, str],
+    init_errors: dict[str, Any],
+) -> str:
     api, invoke_url, aws = (f"http://{HOST}:{ports[name]}" for name in ("PORT", "LAMBDA_PORT", "AWS_PORT"))
-    source = "from ADMIN_API_KEY" if os.environ.get("ADMIN_API_KEY") else "made now; set ADMIN_API_KEY to choose it"
+    source = "from ADMIN_API_KEY" if base_env.get("ADMIN_API_KEY") else "made now; set ADMIN_API_KEY to choose it"
+    key, key_id = admin_key
     header = template.api.identity_header if template.api and template.api.identity_header else "x-api-key"
     routes = sorted(
         (route.path, route.method, spec.logical_id) for spec in template.functions.values() for route in spec.routes
@@ -100,11 +114,11 @@ def _banner(template: Template, ports: dict[str, int], admin_key: str, key_id: s
         "AWS_SECRET_ACCESS_KEY=testing)",
         f"Tables                       {', '.join(table.name for table in template.tables.values())}",
         "",
-        f"Admin key ({source}): {admin_key}   (key_id {key_id})",
+        f"Admin key ({source}): {key}   (key_id {key_id})",
         "",
         "Try:",
         f"  curl -s {api}/v1/health",
-        f"  curl -s -X POST {api}/v1/tenants -H '{header}: {admin_key}' -H 'content-type: application/json' "
+        f"  curl -s -X POST {api}/v1/tenants -H '{header}: {key}' -H 'content-type: application/json' "
         """-d '{"name": "Shop A", "timezone": "Europe/Kyiv"}'""",
         "  TENANT_KEY=<api_key of the tenant created above>",
         f"""  curl -s -X POST {api}/v1/events -H "{header}: $TENANT_KEY" -H 'content-type: application/json' """
@@ -113,43 +127,63 @@ def _banner(template: Template, ports: dict[str, int], admin_key: str, key_id: s
         f"  open {api}/docs",
         "",
     ]
+    overridden = _overridden_variables(template, base_env)
+    if overridden:
+        lines.append(f"Template variables taken from the environment: {', '.join(overridden)}")
     lines += [
         f"WARNING: {function} does not load: {error.get('errorMessage')}" for function, error in init_errors.items()
     ]
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, base_env: dict[str, str]) -> int:
-    from local_stack.aws import check_port_free, create_tables, emulation_env, start_moto  # noqa: PLC0415
+def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Event) -> int:
+    from local_stack.aws import check_port_free, emulation_env, provision, start_moto  # noqa: PLC0415
     from local_stack.gateway import MAX_BODY_BYTES, Gateway  # noqa: PLC0415
     from local_stack.httpserver import make_server, serve_in_thread  # noqa: PLC0415
     from local_stack.invoke_api import MAX_PAYLOAD_BYTES, InvokeApi  # noqa: PLC0415
     from local_stack.lambdas import LambdaRuntime  # noqa: PLC0415
     from local_stack.openapi import document_path  # noqa: PLC0415
+    from local_stack.rate_limits import TokenBuckets  # noqa: PLC0415
     from local_stack.schedules import Scheduler  # noqa: PLC0415
 
     ports = {
         name: _port(name, default) for name, default in (("PORT", 3000), ("LAMBDA_PORT", 3001), ("AWS_PORT", 5000))
     }
     template = _template(args)
-    for port in ports.values():
-        check_port_free(port, HOST)
+    try:
+        for port in ports.values():
+            check_port_free(port, HOST)
+    except OSError as error:
+        raise SystemExit(error.strerror) from None
 
+    if stop.is_set():
+        return 0
+    _block_stop_signals()
     with ExitStack() as cleanup:
         moto = start_moto(ports["AWS_PORT"], HOST)
         cleanup.callback(moto.stop)
         endpoint = f"http://{HOST}:{ports['AWS_PORT']}"
-        create_tables(_dynamodb_client(endpoint, template.region), template)
-        emulation = emulation_env(endpoint, template.region)
-        admin_key, key_id = _bootstrap_admin_key(template, emulation)
+        provision(endpoint, template)
+        emulation = emulation_env(endpoint, template.region, f"http://{HOST}:{ports['LAMBDA_PORT']}")
+        admin_key = _bootstrap_admin_key(template, emulation)
 
-        runtime = LambdaRuntime(template, {**base_env, **emulation}, max_workers=args.workers)
+        # The emulation's variables win over the template's too (its AWS_ENDPOINT_URL: "", say).
+        environment = {**base_env, **emulation}
+        runtime = LambdaRuntime(template, environment, args.workers, overrides=environment)
         cleanup.callback(runtime.shutdown)
         init_errors = runtime.warm_up()
 
         servers = [
             make_server(
-                Gateway(template, runtime.invoke, document_path(template)), HOST, ports["PORT"], MAX_BODY_BYTES
+                Gateway(
+                    template,
+                    runtime.invoke,
+                    document_path(template),
+                    after_authorization=TokenBuckets.from_template(template),
+                ),
+                HOST,
+                ports["PORT"],
+                MAX_BODY_BYTES,
             ),
             make_server(InvokeApi(runtime), HOST, ports["LAMBDA_PORT"], MAX_PAYLOAD_BYTES),
         ]
@@ -161,11 +195,38 @@ def run(args: argparse.Namespace, base_env: dict[str, str]) -> int:
         scheduler.start()
         cleanup.callback(scheduler.stop)
 
-        print(_banner(template, ports, admin_key, key_id, init_errors))
+        print(_banner(template, ports, admin_key, base_env, init_errors))
         print(f"Local stack ready on http://{HOST}:{ports['PORT']}", flush=True)
-        received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        print(f"\n{signal.Signals(received).name}: stopping the local stack", file=sys.stderr, flush=True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # in this thread only: it alone takes them
+        stop.wait()
+        print("\nStopping the local stack", file=sys.stderr, flush=True)
+        for stop_signal in STOP_SIGNALS:  # a second Ctrl-C ends the process at once
+            signal.signal(stop_signal, signal.SIG_DFL)
     return 0
+
+
+def _catch_stop_signals() -> threading.Event:
+    """Ctrl-C and SIGTERM set the returned event instead of raising.
+
+    Installed even when the signals came in ignored (a background job of a script): Ctrl-C and
+    SIGTERM always stop the stack.
+    """
+    stop = threading.Event()
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, lambda _signum, _frame: stop.set())
+    return stop
+
+
+def _block_stop_signals() -> None:
+    """Blocks Ctrl-C and SIGTERM in this thread and every thread it starts from now on.
+
+    The Lambda workers those threads spawn inherit the mask (their initializer ignores SIGINT and
+    unblocks both), so a Ctrl-C sent to the whole process group never becomes a KeyboardInterrupt
+    traceback in a worker that is still starting; the main thread unblocks them once all is started.
+    """
+    # The resource tracker unblocks both in the thread that starts it: start it before blocking.
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 # ---------------------------------------------------------------- invoke
@@ -182,7 +243,7 @@ def _read_event(source: str | None) -> Any:
 
 
 def invoke(args: argparse.Namespace, base_env: dict[str, str]) -> int:
-    from local_stack.aws import create_tables, emulation_env, moto_endpoint, start_moto  # noqa: PLC0415
+    from local_stack.aws import emulation_env, moto_endpoint, provision, start_moto  # noqa: PLC0415
     from local_stack.lambdas import invoke_in_process  # noqa: PLC0415
 
     template = _template(args)
@@ -201,8 +262,9 @@ def invoke(args: argparse.Namespace, base_env: dict[str, str]) -> int:
             moto = start_moto(0, HOST)
             cleanup.callback(moto.stop)
             endpoint = moto_endpoint(moto)
-            create_tables(_dynamodb_client(endpoint, template.region), template)
-        result = invoke_in_process(spec, event, {**base_env, **emulation_env(endpoint, template.region)})
+            provision(endpoint, template)
+        environment = {**base_env, **emulation_env(endpoint, template.region)}
+        result = invoke_in_process(spec, event, environment, overrides=environment)
     with result_out:
         result_out.write(result.payload + "\n")
     return 1 if result.function_error else 0
@@ -240,6 +302,38 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- check-build
+
+
+def check_build(args: argparse.Namespace) -> int:
+    """Every compiled extension of a ``sam build`` output fits the architectures of what uses it."""
+    from local_stack.build_check import mismatched_extensions  # noqa: PLC0415
+
+    template = _template(args)
+    build_dir: Path = args.build_dir
+    if not build_dir.is_dir():
+        print(f"{build_dir} does not exist: run sam build first", file=sys.stderr)
+        return 1
+    # A layer must fit every function that uses it.
+    users: dict[str, set[str]] = {}
+    for layer_id, layer_path in template.layers.items():
+        for spec in template.functions.values():
+            if layer_path in spec.layer_paths:
+                users.setdefault(layer_id, set()).update(spec.architectures)
+    expected = {**{logical_id: set(spec.architectures) for logical_id, spec in template.functions.items()}, **users}
+    problems = [f"{logical_id}: not built" for logical_id in expected if not (build_dir / logical_id).is_dir()]
+    for logical_id, architectures in expected.items():
+        problems += [
+            f"{logical_id}/{problem}" for problem in mismatched_extensions(build_dir / logical_id, architectures)
+        ]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{build_dir}: every compiled extension fits its functions' architectures.")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -269,25 +363,31 @@ def parser() -> argparse.ArgumentParser:
     invoke_parser.add_argument("--endpoint", help="AWS endpoint (default: AWS_ENDPOINT_URL, else an embedded moto)")
     openapi_parser = commands.add_parser("openapi", parents=[common], help="write docs/openapi.json")
     openapi_parser.add_argument("--check", action="store_true", help="only check that the committed file is up to date")
+    check_parser = commands.add_parser(
+        "check-build", parents=[common], help="check a sam build output against the functions' architectures"
+    )
+    check_parser.add_argument("build_dir", type=Path, nargs="?", default=Path(".aws-sam/build"))
     return main_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     base_env = dict(os.environ)  # before the admin-key bootstrap changes it: the functions start from this
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("werkzeug", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command == "run":
-        # Blocked in every thread (and inherited by the workers, which unblock them): the main thread takes
-        # them with sigwait, so Ctrl-C never lands as a KeyboardInterrupt in the middle of the start-up.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        return run(args, base_env)
     try:
+        args = parser().parse_args(argv)
+        stop = _catch_stop_signals() if args.command == "run" else None
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        for noisy in ("werkzeug", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        if stop is not None:
+            return run(args, base_env, stop)
         if args.command == "invoke":
             return invoke(args, base_env)
+        if args.command == "check-build":
+            return check_build(args)
         return openapi(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before `run` took the signals over, or during another command
         return 130
 
 

@@ -1,4 +1,5 @@
-"""The embedded AWS emulation: a moto server, the template's tables, and the env vars that point boto3 at it.
+"""The embedded AWS emulation: a moto server, the template's tables and usage plan, and the env vars
+that point boto3 at it.
 
 ``create_tables`` takes any DynamoDB client, so the integration tests use it with moto's in-process
 ``mock_aws`` exactly as the local stack uses it with the moto server.
@@ -51,15 +52,24 @@ def moto_endpoint(server: ThreadedMotoServer) -> str:
     return f"http://{host}:{port}"
 
 
-def emulation_env(endpoint: str, region: str = DEFAULT_REGION) -> dict[str, str]:
-    """Environment variables that point boto3 (and the AWS CLI) at the emulation, with fake credentials."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
+def emulation_env(
+    endpoint: str | int, region: str = DEFAULT_REGION, lambda_endpoint: str | None = None
+) -> dict[str, str]:
+    """Environment variables that point boto3 (and the AWS CLI) at the emulation, with fake credentials.
+
+    ``endpoint`` is a URL or a port on 127.0.0.1; ``lambda_endpoint`` (the local Invoke API) takes the
+    Lambda calls: moto's Lambda needs Docker.
+    """
+    env = {
+        "AWS_ENDPOINT_URL": endpoint if isinstance(endpoint, str) else f"http://{HOST}:{endpoint}",
         "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS,
         "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS,
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
     }
+    if lambda_endpoint is not None:
+        env["AWS_ENDPOINT_URL_LAMBDA"] = lambda_endpoint
+    return env
 
 
 def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
@@ -83,3 +93,43 @@ def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
             )
         created.append(table.name)
     return created
+
+
+def create_usage_plan(apigateway_client: Any, template: Template) -> str | None:
+    """Creates the API's usage plan (SAM's ``Auth.UsagePlan``) unless it exists; returns its id, if any.
+
+    ``apigateway_client`` is a boto3 API Gateway client (moto server or ``mock_aws``).
+    """
+    api = template.api
+    if api is None or api.usage_plan is None:
+        return None
+    plan = api.usage_plan
+    for page in apigateway_client.get_paginator("get_usage_plans").paginate():
+        for existing in page.get("items", []):
+            if existing.get("name") == plan.name:
+                return str(existing["id"])
+    arguments: dict[str, Any] = {"name": plan.name, "apiStages": [{"apiId": api.api_id, "stage": api.stage}]}
+    if plan.throttle:
+        arguments["throttle"] = plan.throttle
+    if plan.quota:
+        arguments["quota"] = plan.quota
+    return str(apigateway_client.create_usage_plan(**arguments)["id"])
+
+
+def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
+    """A boto3 client of the emulation, with the fake credentials."""
+    import boto3  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=FAKE_CREDENTIALS,
+        aws_secret_access_key=FAKE_CREDENTIALS,
+    )
+
+
+def provision(endpoint: str, template: Template) -> None:
+    """What CloudFormation would create before the functions run: the tables and the usage plan."""
+    create_tables(client("dynamodb", endpoint, template.region), template)
+    create_usage_plan(client("apigateway", endpoint, template.region), template)

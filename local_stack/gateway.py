@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 JSON = "application/json"
 
-# API Gateway's status code and $context.error.message for each response type it can give by itself.
+# API Gateway's own status code of each response type, and its $context.error.message for some.
 DEFAULT_STATUS = {
     "ACCESS_DENIED": 403,
     "API_CONFIGURATION_ERROR": 500,
@@ -85,9 +85,21 @@ DEFAULT_MESSAGE = {
 }
 FUNCTION_ERROR_STATUS = 502  # what API Gateway answers for a Lambda function error, uncustomized
 
-AuthorizationHook = Callable[[Route, Mapping[str, str]], str | None]
-"""Called after a successful authorization with the route and the authorizer context (principalId
-included); returns None to go on, or a gateway response type (``THROTTLED``) to refuse the request."""
+
+@dataclass(frozen=True)
+class Authorization:
+    """What an allowed request carries from its authorizer."""
+
+    principal_id: str
+    context: dict[str, str]
+    """``requestContext.authorizer`` as the integration sees it: values stringified, principalId included."""
+    usage_identifier_key: str | None = None
+    """The API key of the request's usage plan, when the API's ApiKeySourceType is AUTHORIZER."""
+
+
+AuthorizationHook = Callable[[Route, Authorization], str | None]
+"""Called after a successful authorization (the seam for per-tenant rate limits); returns None to go
+on, or a gateway response type (``THROTTLED``, ``QUOTA_EXCEEDED``) to refuse the request."""
 
 Invoker = Callable[[str, Any], InvokeResult]
 """Invokes a function by logical id with an event (``LambdaRuntime.invoke``)."""
@@ -101,6 +113,11 @@ class GatewayRejection(Exception):
         self.response_type = response_type
         self.message = message
         self.status = status
+
+
+def _integration_failure() -> GatewayRejection:
+    """A function error, timeout or malformed proxy result: API Gateway's 502, through DEFAULT_5XX."""
+    return GatewayRejection("DEFAULT_5XX", "Internal server error", FUNCTION_ERROR_STATUS)
 
 
 # ---------------------------------------------------------------- routes
@@ -204,10 +221,10 @@ def evaluate_policy(policy: Mapping[str, Any], method_arn: str) -> str:
     return ALLOW if allowed else IMPLICIT_DENY
 
 
-def authorizer_context(output: Any) -> dict[str, str]:
-    """The authorizer's ``context`` as the integration sees it: values stringified, principalId added.
+def authorization(output: Any) -> Authorization:
+    """An allowed authorizer's answer as API Gateway takes it (context values stringified).
 
-    Raises GatewayRejection(AUTHORIZER_CONFIGURATION_ERROR) for an output API Gateway refuses.
+    Raises GatewayRejection(AUTHORIZER_CONFIGURATION_ERROR) for an answer API Gateway refuses.
     """
     if (
         not isinstance(output, dict)
@@ -230,7 +247,13 @@ def authorizer_context(output: Any) -> dict[str, str]:
             raise GatewayRejection(
                 "AUTHORIZER_CONFIGURATION_ERROR", f"context.{key}: only strings, numbers and booleans are allowed"
             )
-    return {**converted, "principalId": str(output["principalId"])}
+    principal_id = str(output["principalId"])
+    usage_key = output.get("usageIdentifierKey")
+    return Authorization(
+        principal_id=principal_id,
+        context={**converted, "principalId": principal_id},
+        usage_identifier_key=None if usage_key is None else str(usage_key),
+    )
 
 
 # ---------------------------------------------------------------- the gateway
@@ -285,15 +308,16 @@ class Gateway:
                 raise GatewayRejection("MISSING_AUTHENTICATION_TOKEN")
             return local
         request_fields = self._request_fields(request, match, request_id)
-        authorizer: dict[str, str] | None = None
+        authorizer_context: dict[str, str] | None = None
         if match.route.auth:
-            authorizer = self._authorize(request, request_fields)
-            refusal = self.after_authorization(match.route, authorizer) if self.after_authorization else None
+            allowed = self._authorize(request, request_fields)
+            refusal = self.after_authorization(match.route, allowed) if self.after_authorization else None
             if refusal is not None:
                 raise GatewayRejection(refusal)
-        result = self.invoke(match.function_id, self._proxy_event(request, request_fields, authorizer))
+            authorizer_context = allowed.context
+        result = self.invoke(match.function_id, self._proxy_event(request, request_fields, authorizer_context))
         if result.function_error:
-            raise GatewayRejection("DEFAULT_5XX", "Internal server error", FUNCTION_ERROR_STATUS)
+            raise _integration_failure()
         return self._proxy_response(result.json(), request_id)
 
     def _request_fields(self, request: HttpRequest, match: RouteMatch, request_id: str) -> dict[str, Any]:
@@ -349,8 +373,8 @@ class Gateway:
             f"{api.api_id}/{api.stage}/{method}/{raw_path.lstrip('/')}"
         )
 
-    def _authorize(self, request: HttpRequest, request_fields: dict[str, Any]) -> dict[str, str]:
-        """The authorizer context of an allowed request; raises GatewayRejection otherwise."""
+    def _authorize(self, request: HttpRequest, request_fields: dict[str, Any]) -> Authorization:
+        """The authorization of an allowed request; raises GatewayRejection otherwise."""
         api = self.api
         if api.authorizer_function is None:  # pragma: no cover - a route has auth only when there is an authorizer
             raise GatewayRejection("AUTHORIZER_CONFIGURATION_ERROR")
@@ -369,7 +393,7 @@ class Gateway:
                 raise GatewayRejection("UNAUTHORIZED")
             raise GatewayRejection("AUTHORIZER_FAILURE")
         try:
-            context = authorizer_context(output)
+            allowed = authorization(output)
             decision = evaluate_policy(output["policyDocument"], method_arn)
         except (GatewayRejection, ValueError) as error:
             logger.error("The authorizer's answer is not valid for API Gateway: %s", error)  # noqa: TRY400 - no trace needed
@@ -380,11 +404,11 @@ class Gateway:
             )
         if decision == IMPLICIT_DENY:
             raise GatewayRejection("ACCESS_DENIED")
-        return context
+        return allowed
 
     @staticmethod
     def _proxy_event(
-        request: HttpRequest, request_fields: dict[str, Any], authorizer: dict[str, str] | None
+        request: HttpRequest, request_fields: dict[str, Any], authorizer_context: dict[str, str] | None
     ) -> dict[str, Any]:
         body: str | None = None
         is_base64 = False
@@ -394,8 +418,8 @@ class Gateway:
             except UnicodeDecodeError:
                 body, is_base64 = base64.b64encode(request.body).decode("ascii"), True
         event = dict(request_fields)
-        if authorizer is not None:
-            event["requestContext"] = {**request_fields["requestContext"], "authorizer": authorizer}
+        if authorizer_context is not None:
+            event["requestContext"] = {**request_fields["requestContext"], "authorizer": authorizer_context}
         return {**event, "body": body, "isBase64Encoded": is_base64}
 
     def _proxy_response(self, output: Any, request_id: str) -> HttpResponse:
@@ -405,7 +429,7 @@ class Gateway:
             status = int(status)
         if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
             logger.error("Malformed Lambda proxy response: %.300r", output)
-            raise GatewayRejection("DEFAULT_5XX", "Internal server error", FUNCTION_ERROR_STATUS)
+            raise _integration_failure()
         multi_headers = output.get("multiValueHeaders") or {}
         headers = [
             (str(name), str(value))
@@ -420,7 +444,7 @@ class Gateway:
                 payload = base64.b64decode(payload, validate=True)
         except binascii.Error as error:
             logger.error("The Lambda proxy response's body is not base64: %s", error)  # noqa: TRY400
-            raise GatewayRejection("DEFAULT_5XX", "Internal server error", FUNCTION_ERROR_STATUS) from error
+            raise _integration_failure() from error
         return HttpResponse(status, _with_defaults(headers, request_id), payload)
 
     # ------------------------------------------------------------ gateway responses

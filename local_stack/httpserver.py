@@ -73,7 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
     max_body: int
 
     def _handle(self) -> None:
-        body, too_large = self._read_body()
+        try:
+            body, too_large = self._read_body()
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad Content-Length or chunked body")
+            return
         request = HttpRequest(
             method=self.command,
             target=self.path,
@@ -97,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError(length)
         if length <= self.max_body:
             return self.rfile.read(length), False
         self._discard(length)
@@ -166,7 +172,7 @@ def make_server(app: HttpApp, host: str, port: int, max_body: int) -> ThreadingH
 
 
 def serve_in_thread(server: ThreadingHTTPServer, name: str) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True)
     thread.start()
     return thread
 

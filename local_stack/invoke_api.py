@@ -64,7 +64,7 @@ class InvokeApi:
         if invocation_type == "DryRun":
             return HttpResponse(204)
         if invocation_type == "Event":
-            self.runtime.submit(logical_id, event).add_done_callback(_log_background_result(logical_id))
+            self.runtime.invoke_async(logical_id, event).add_done_callback(_log_background_result(logical_id))
             return HttpResponse(202)
         if invocation_type != "RequestResponse":
             raise LambdaApiError(400, "InvalidParameterValueException", f"Unknown invocation type {invocation_type}")
@@ -92,7 +92,7 @@ class InvokeApi:
             )
         try:
             return logical_id, json.loads(request.body) if request.body.strip() else {}
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             message = f"Could not parse request body into json: {error}"
             raise LambdaApiError(400, "InvalidRequestContentException", message) from None
 

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_WORKERS = 4
 # Lambda gives a function's init phase 10 s of its own; the caller's deadline allows for it (a cold start).
 INIT_ALLOWANCE_SECONDS = 10.0
+ASYNC_RETRY_DELAY_SECONDS = 1.0
+WARM_UP_TIMEOUT_SECONDS = 60.0  # every function starts at once: far slower than one cold start
+SHUTDOWN_GRACE_SECONDS = 2.0  # for a terminated worker to exit before it is killed
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,16 @@ class WorkerSetup:
     memory: int
 
     @classmethod
-    def of(cls, spec: FunctionSpec, environment: Mapping[str, str]) -> WorkerSetup:
-        """``environment`` is what the process starts from (the emulation env included); the rest is Lambda's."""
+    def of(
+        cls, spec: FunctionSpec, environment: Mapping[str, str], overrides: Mapping[str, str] | None = None
+    ) -> WorkerSetup:
+        """``environment`` is what the process starts from (the emulation env included); the rest is Lambda's.
+
+        ``overrides`` replace the values of the template's variables, for those it names (as the
+        ``--env-vars`` file of ``sam local``: a variable the template does not declare is not added);
+        pass the emulation env in them too when the template declares its variables (to be filled by
+        ``--env-vars``).
+        """
         log_group = f"/aws/lambda/{spec.name}"
         lambda_env = {
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
@@ -97,10 +108,15 @@ class WorkerSetup:
             handler_module=spec.handler_module,
             handler_function=spec.handler_function,
             sys_path=(str(spec.code_uri), *(str(path) for path in spec.layer_paths)),
-            environment={**environment, **lambda_env, **spec.environment},
+            environment={**environment, **lambda_env, **template_environment(spec, overrides or {})},
             timeout=spec.timeout,
             memory=spec.memory,
         )
+
+
+def template_environment(spec: FunctionSpec, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The function's template variables, with the values ``overrides`` gives for some of them."""
+    return {name: overrides.get(name, value) for name, value in spec.environment.items()}
 
 
 class LambdaContext:
@@ -182,7 +198,7 @@ class LoadedFunction:
         os.environ.clear()
         os.environ.update(setup.environment)
         os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream_name
-        sys.path[:0] = [path for path in setup.sys_path if path not in sys.path]
+        sys.path[:] = [*setup.sys_path, *(path for path in sys.path if path not in setup.sys_path)]
         self._handler: Callable[[Any, Any], Any] | None = None
         self._init_error: dict[str, Any] | None = None
         self._load()
@@ -249,8 +265,8 @@ def _init_worker(setup: WorkerSetup) -> None:
     global _worker  # noqa: PLW0603 - the one function this worker process runs
     # Ctrl-C reaches the whole process group: the parent shuts the workers down, not the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The parent may block both (`run` waits for them with sigwait); the mask is inherited, and a worker
-    # must still stop on SIGTERM.
+    # `run` blocks both in the threads that spawn workers, and the mask is inherited: a worker must
+    # still stop on SIGTERM.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _worker = LoadedFunction(setup)
 
@@ -313,22 +329,31 @@ class FunctionPool:
 
     def warm_up(self) -> dict[str, Any] | None:
         """Starts one worker (a cold start ahead of time); returns the handler's init error, if any."""
-        error: dict[str, Any] | None = self._submit(_init_error_in_worker).result()
+        try:
+            error: dict[str, Any] | None = self._submit(_init_error_in_worker).result(timeout=WARM_UP_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            return {"errorType": "Runtime.InitTimeout", "errorMessage": "The handler did not load in time"}
         return error
 
     def shutdown(self) -> None:
-        """Cancels what has not started and stops the workers, a stuck one included."""
+        """Cancels what has not started and stops the workers at once, as Lambda drops its environments.
+
+        Workers are terminated rather than asked to exit: a clean interpreter exit of a process that
+        imported boto3, pydantic and Powertools costs a CPU-second or so, a busy worker may be stuck,
+        and there is nothing in a worker to save.
+        """
         with self._lock:
             self._closed = True
             executor = self._executor
-        processes = list(executor._processes.values())  # the pool has no public way to stop a busy worker
+        processes = list(executor._processes.values())  # the pool has no public way to stop its workers
         executor.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + 2
         for process in processes:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=1)
+            process.terminate()
+        for process in processes:
+            process.join(timeout=SHUTDOWN_GRACE_SECONDS)
+            if process.is_alive():  # SIGTERM still blocked: a worker that had not finished starting
+                process.kill()
+                process.join()
 
 
 class LambdaRuntime:
@@ -339,15 +364,18 @@ class LambdaRuntime:
         template: Template,
         environment: Mapping[str, str],
         max_workers: int = DEFAULT_MAX_WORKERS,
+        overrides: Mapping[str, str] | None = None,
     ) -> None:
         self.template = template
         self._pools = {
-            logical_id: FunctionPool(WorkerSetup.of(spec, environment), max_workers)
+            logical_id: FunctionPool(WorkerSetup.of(spec, environment, overrides), max_workers)
             for logical_id, spec in template.functions.items()
         }
         self._names = {spec.name: logical_id for logical_id, spec in template.functions.items()}
         self._names.update({spec.arn: logical_id for logical_id, spec in template.functions.items()})
         self._names.update({logical_id: logical_id for logical_id in template.functions})
+        self._background = ThreadPoolExecutor(max_workers=16, thread_name_prefix="event-invocation")
+        self._closing = threading.Event()
 
     def resolve(self, name: str) -> str | None:
         """The logical id of a function named by logical id, local name or ARN; None when there is none."""
@@ -356,8 +384,25 @@ class LambdaRuntime:
     def invoke(self, logical_id: str, event: Any) -> InvokeResult:
         return self._pools[logical_id].invoke(event)
 
-    def submit(self, logical_id: str, event: Any) -> Future[InvokeResult]:
-        return self._pools[logical_id].submit(event)
+    def invoke_async(self, logical_id: str, event: Any) -> Future[InvokeResult]:
+        """An ``Event`` invocation, run in the background and retried on a function error as Lambda does.
+
+        ``EventInvokeConfig.MaximumRetryAttempts`` retries (2 by default), after 1 s then 2 s here
+        where Lambda waits about 1 then 2 minutes.
+        """
+        return self._background.submit(self._invoke_with_retries, logical_id, event)
+
+    def _invoke_with_retries(self, logical_id: str, event: Any) -> InvokeResult:
+        retries = self.template.functions[logical_id].async_retries
+        attempt = 0
+        result = self.invoke(logical_id, event)
+        while result.function_error and attempt < retries:
+            attempt += 1
+            logger.warning("%s failed; retry %d of %d: %.300s", logical_id, attempt, retries, result.payload)
+            if self._closing.wait(ASYNC_RETRY_DELAY_SECONDS * attempt):
+                break
+            result = self.invoke(logical_id, event)
+        return result
 
     def warm_up(self) -> dict[str, dict[str, Any]]:
         """Starts one worker per function, in parallel; returns the init errors by logical id."""
@@ -368,10 +413,15 @@ class LambdaRuntime:
         return {logical_id: error for logical_id, error in errors.items() if error}
 
     def shutdown(self) -> None:
-        for pool in self._pools.values():
-            pool.shutdown()
+        self._closing.set()
+        self._background.shutdown(wait=False, cancel_futures=True)
+        if self._pools:
+            with ThreadPoolExecutor(max_workers=len(self._pools)) as stopper:
+                list(stopper.map(FunctionPool.shutdown, self._pools.values()))
 
 
-def invoke_in_process(spec: FunctionSpec, event: Any, environment: Mapping[str, str]) -> InvokeResult:
+def invoke_in_process(
+    spec: FunctionSpec, event: Any, environment: Mapping[str, str], overrides: Mapping[str, str] | None = None
+) -> InvokeResult:
     """Runs the function once in this process, set up exactly as a worker (``os.environ`` is replaced)."""
-    return LoadedFunction(WorkerSetup.of(spec, environment)).invoke(json.dumps(event))
+    return LoadedFunction(WorkerSetup.of(spec, environment, overrides)).invoke(json.dumps(event))

@@ -86,7 +86,33 @@ def generate(template: Template) -> dict[str, Any]:
     if failures:
         raise OpenApiError("\n".join(failures))
     _apply_template_auth(document, template)
-    return document
+    return _one_error_shape(document)
+
+
+# Powertools documents its own 422 body where a route declares none; this API answers every
+# error in one shape (the handlers' ErrorResponse), so the document says so.
+POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+ERROR_SCHEMA = "ErrorResponse"
+SCHEMA_REF = "#/components/schemas/"
+
+
+def _one_error_shape(document: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(document).replace(f'"{SCHEMA_REF}HTTPValidationError"', f'"{SCHEMA_REF}{ERROR_SCHEMA}"')
+    rewritten: dict[str, Any] = json.loads(text)
+    schemas = rewritten.get("components", {}).get("schemas", {})
+    while unused := [  # one may be used only by another: drop until none is left unused
+        name for name in POWERTOOLS_ERROR_SCHEMAS if name in schemas and not _referenced(rewritten, name)
+    ]:
+        for name in unused:
+            del schemas[name]
+    return rewritten
+
+
+def _referenced(document: dict[str, Any], name: str) -> bool:
+    schemas = document.get("components", {}).get("schemas", {})
+    elsewhere = {key: value for key, value in document.items() if key != "components"}
+    others = {key: value for key, value in schemas.items() if key != name}
+    return f'"{SCHEMA_REF}{name}"' in json.dumps([elsewhere, others])
 
 
 def _apply_template_auth(document: dict[str, Any], template: Template) -> None:

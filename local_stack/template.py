@@ -117,7 +117,7 @@ CfnLoader.add_multi_constructor("!", _construct_short_tag)
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The template as plain data, intrinsics in their long form."""
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506  # nosec B506 - CfnLoader is a SafeLoader subclass
     if not isinstance(document, dict):
         raise TemplateError(f"{path} is not a CloudFormation template")
     return document
@@ -134,6 +134,8 @@ class Route:
     path: str
     auth: bool
     event_name: str = ""
+    api_key_required: bool = False
+    """``Auth.ApiKeyRequired`` of the route, else of the API: the route is metered by a usage plan."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ class FunctionSpec:
     layer_paths: tuple[Path, ...]
     routes: tuple[Route, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
+    architectures: tuple[str, ...] = ("x86_64",)
+    async_retries: int = 2
+    """``EventInvokeConfig.MaximumRetryAttempts``: retries of an asynchronous invocation that failed."""
 
     @property
     def handler_module(self) -> str:
@@ -191,6 +196,17 @@ class GatewayResponseSpec:
 
 
 @dataclass(frozen=True)
+class UsagePlanSpec:
+    """The usage plan SAM makes from the API's ``Auth.UsagePlan``, as CreateUsagePlan arguments."""
+
+    name: str
+    throttle: dict[str, Any] | None = None
+    """``{"rateLimit": float, "burstLimit": int}``"""
+    quota: dict[str, Any] | None = None
+    """``{"limit": int, "offset": int, "period": "DAY|WEEK|MONTH"}``"""
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     logical_id: str
     api_id: str
@@ -202,6 +218,10 @@ class ApiSpec:
     identity_header: str | None
     """The header API Gateway requires before it calls the authorizer (401 when it is missing)."""
     gateway_responses: dict[str, GatewayResponseSpec]
+    api_key_required: bool = False
+    api_key_source: str = "HEADER"
+    """``AUTHORIZER``: the authorizer's ``usageIdentifierKey`` is the API key (for usage plans)."""
+    usage_plan: UsagePlanSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,15 @@ def rest_api_id(stack_name: str, logical_id: str) -> str:
     return hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:10]
 
 
+def cfn_string(value: Any) -> str:
+    """A value as CloudFormation puts it in a string: booleans lower-case, lists comma-joined."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(cfn_string(item) for item in value)
+    return str(value)
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -251,11 +280,11 @@ class Resolver:
         self._functions: dict[str, Callable[[Any], Any]] = {
             "GetAtt": self._get_att,
             "Sub": self._sub,
-            "Join": lambda arg: str(self.resolve(arg[0])).join(self._str(v) for v in self.resolve(arg[1])),
+            "Join": lambda arg: str(self.resolve(arg[0])).join(cfn_string(v) for v in self.resolve(arg[1])),
             "Select": lambda arg: self.resolve(arg[1])[int(self.resolve(arg[0]))],
             "Split": lambda arg: str(self.resolve(arg[1])).split(str(self.resolve(arg[0]))),
             "If": self._if,
-            "Equals": lambda arg: self._str(self.resolve(arg[0])) == self._str(self.resolve(arg[1])),
+            "Equals": lambda arg: cfn_string(self.resolve(arg[0])) == cfn_string(self.resolve(arg[1])),
             "And": lambda arg: all(self._bool(v) for v in arg),
             "Or": lambda arg: any(self._bool(v) for v in arg),
             "Not": lambda arg: not self._bool(_as_list(arg)[0]),
@@ -364,10 +393,10 @@ class Resolver:
             if name.startswith("!"):
                 return "${" + name[1:] + "}"
             if name in variables:
-                return self._str(variables[name])
+                return cfn_string(variables[name])
             if "." in name:
-                return self._str(self._get_att(name.split(".", 1)))
-            return self._str(self.ref(name))
+                return cfn_string(self._get_att(name.split(".", 1)))
+            return cfn_string(self.ref(name))
 
         return _SUB_VARIABLE.sub(replace, str(text))
 
@@ -387,15 +416,6 @@ class Resolver:
         if isinstance(resolved, str):
             return resolved.lower() == "true"
         return bool(resolved)
-
-    @staticmethod
-    def _str(value: Any) -> str:
-        """A value as CloudFormation puts it in a string: booleans lower-case, lists comma-joined."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return ",".join(Resolver._str(item) for item in value)
-        return str(value)
 
 
 # ---------------------------------------------------------------- loading
@@ -441,8 +461,12 @@ def _parameters(document: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
             raise TemplateError(f"Parameter {name}={value!r} is not one of {allowed}")
         # A parameter's Ref is a string (a list for the list types), whatever the YAML type of its Default.
         is_list = declaration.get("Type", "String").startswith(("List<", "CommaDelimitedList"))
-        values[name] = [v.strip() for v in str(value).split(",")] if is_list else Resolver._str(value)
+        values[name] = [v.strip() for v in str(value).split(",")] if is_list else cfn_string(value)
     return values
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or cfn_string(value).lower() == "true"
 
 
 def _strip_quotes(value: str) -> str:
@@ -535,7 +559,7 @@ class _Loader:
             handler=handler,
             timeout=int(self.resolver.resolve(properties.get("Timeout", DEFAULT_TIMEOUT))),
             memory=int(self.resolver.resolve(properties.get("MemorySize", DEFAULT_MEMORY))),
-            environment={str(name): Resolver._str(value) for name, value in variables.items()},
+            environment={str(name): cfn_string(value) for name, value in variables.items()},
             layer_paths=self.function_layers(logical_id, properties.get("Layers") or [], layers),
             routes=tuple(
                 self.route(logical_id, name, event.get("Properties") or {}, api)
@@ -546,6 +570,12 @@ class _Loader:
                 self.schedule(name, event)
                 for name, event in events.items()
                 if event.get("Type") in {"Schedule", "ScheduleV2"}
+            ),
+            architectures=tuple(
+                str(arch) for arch in self.resolver.resolve(properties.get("Architectures", ["x86_64"]))
+            ),
+            async_retries=int(
+                self.resolver.resolve((properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))
             ),
         )
 
@@ -566,7 +596,8 @@ class _Loader:
         api_of_route = rest_api.get("Ref") if isinstance(rest_api, dict) else rest_api
         if (api_of_route or IMPLICIT_API_ID) != api.logical_id:
             raise TemplateError(f"{logical_id}.{event_name}: the local stack serves one REST API, {api.logical_id}")
-        authorizer = (properties.get("Auth") or {}).get("Authorizer")
+        route_auth = properties.get("Auth") or {}
+        authorizer = route_auth.get("Authorizer")
         if authorizer not in {None, "NONE", self.default_authorizer}:
             raise TemplateError(f"{logical_id}.{event_name}: only the API's default authorizer is supported locally")
         auth = api.authorizer_function is not None if authorizer is None else authorizer != "NONE"
@@ -575,6 +606,7 @@ class _Loader:
             path=str(self.resolver.resolve(properties["Path"])),
             auth=auth,
             event_name=event_name,
+            api_key_required=_is_true(self.resolver.resolve(route_auth.get("ApiKeyRequired", api.api_key_required))),
         )
 
     def schedule(self, name: str, event: dict[str, Any]) -> ScheduleSpec:
@@ -638,6 +670,24 @@ class _Loader:
                 str(response_type): self.gateway_response(spec or {})
                 for response_type, spec in (properties.get("GatewayResponses") or {}).items()
             },
+            api_key_required=_is_true(self.resolver.resolve(auth.get("ApiKeyRequired", False))),
+            api_key_source=str(self.resolver.resolve(properties.get("ApiKeySourceType", "HEADER"))),
+            usage_plan=self.usage_plan(logical_id, auth.get("UsagePlan") or {}),
+        )
+
+    def usage_plan(self, api_logical_id: str, raw: dict[str, Any]) -> UsagePlanSpec | None:
+        plan = self.resolver.resolve(raw)
+        if plan.get("CreateUsagePlan", "NONE") == "NONE":
+            return None
+        throttle, quota = plan.get("Throttle"), plan.get("Quota")
+        return UsagePlanSpec(
+            name=str(plan.get("UsagePlanName") or f"{STACK_NAME}-{api_logical_id}UsagePlan"),
+            throttle=None
+            if not throttle
+            else {"rateLimit": float(throttle["RateLimit"]), "burstLimit": int(throttle["BurstLimit"])},
+            quota=None
+            if not quota
+            else {"limit": int(quota["Limit"]), "offset": int(quota.get("Offset", 0)), "period": str(quota["Period"])},
         )
 
     def function_of_arn(self, arn: Any) -> str:

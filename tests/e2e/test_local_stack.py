@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -209,7 +208,11 @@ def test_swagger_ui_and_the_openapi_document_are_served(stack: Stack) -> None:
     assert "/v1/events/batch" in document.body["paths"]
 
 
-def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_stack_cleanly() -> None:
     running = start_stack()
-    assert running.request("GET", "/v1/health").status == 200
-    assert stop_stack(running) == 0
+    try:
+        assert running.request("GET", "/v1/health").status == 200
+        assert stop_stack(running) == 0
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
