@@ -117,7 +117,7 @@ CfnLoader.add_multi_constructor("!", _construct_short_tag)
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The template as plain data, intrinsics in their long form."""
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506  # nosec B506 - CfnLoader is a SafeLoader subclass
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader subclass  # nosec B506
     if not isinstance(document, dict):
         raise TemplateError(f"{path} is not a CloudFormation template")
     return document

@@ -1,5 +1,5 @@
-"""In-memory stand-ins for the rollup's store, store wrappers that inject crashes and races, and the
-brute-force reference every statistic is compared with.
+"""In-memory stand-ins for the rollup's store, store wrappers that inject crashes and races, the
+brute-force reference every statistic is compared with, and the checks that compare them.
 
 - ``InMemoryAggregateStore`` keeps the promises of ``tracker.rollup.RollupStore`` and
   ``tracker.stats.StatsStore`` as the DynamoDB store does: events read in ``received_key`` order from
@@ -9,8 +9,13 @@ brute-force reference every statistic is compared with.
 - ``CrashingStore``, ``StopAfter`` and ``InterleavedStore`` wrap *any* rollup store (the fake or the
   real DynamoDB one) to crash a run after some commits, stop it as the Lambda timeout would, or let
   another run commit between a run's reads and its commit.
+- ``rollup_under_fault`` runs the real ``run_rollup`` under one ``Fault`` (crash, lost answer, timeout,
+  race, rerun) on any store.
 - ``Reference`` counts the stored events by brute force, with no aggregate and no shared code path:
-  each statistic is what the contract says it is, over the events received before ``as_of``.
+  each statistic is what the contract says it is, over the events received before ``as_of``;
+  ``check_statistics`` reads every statistic through ``tracker.stats`` and compares.
+- ``moto_transactions_copy_each_table_once`` keeps moto's TransactWriteItems from copying a whole
+  table once per item (the integration suites would take minutes).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import strategies as st
 
 from tracker import stats
 from tracker.aggregates import ACTION_PREFIX, AggregateKey, Chunk, ReceivedEvent, UserDayActions, action_counts
@@ -91,7 +97,6 @@ class InMemoryAggregateStore:
         self.commits: list[Chunk] = []
         self.transaction_sizes: list[int] = []
         self.progress_history: list[Progress] = []
-        self.reads = 0
 
     # ------------------------------------------------------------ writing events (what ingest does)
 
@@ -101,7 +106,6 @@ class InMemoryAggregateStore:
     # ------------------------------------------------------------ RollupStore
 
     def load_progress(self) -> Progress | None:
-        self.reads += 1
         return self.progress
 
     def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
@@ -141,7 +145,6 @@ class InMemoryAggregateStore:
     # ------------------------------------------------------------ StatsStore
 
     def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
-        self.reads += 1
         keys = sorted(
             sk
             for pk, sk in self.items
@@ -347,6 +350,14 @@ def stored_from_received(event: ReceivedEvent) -> StoredEvent:
 # ---------------------------------------------------------------- running the rollup under a fault
 
 FaultKind = Literal["none", "twice", "crash", "lost_response", "stop", "race_first_loses", "race_second_loses"]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "twice",
+    "crash",
+    "lost_response",
+    "stop",
+    "race_first_loses",
+    "race_second_loses",
+)
 
 
 @dataclass(frozen=True)
@@ -363,6 +374,17 @@ class Fault:
 
     kind: FaultKind = "none"
     at: int = 1
+
+
+def faults(max_at: int = 3) -> st.SearchStrategy[Fault]:
+    """Any fault but none; ``at`` from 0 (crashes: the very first commit) or 1 (the others) to ``max_at``."""
+    return st.sampled_from(FAULT_KINDS).flatmap(
+        lambda kind: st.builds(
+            Fault,
+            kind=st.just(kind),
+            at=st.integers(min_value=0 if kind in ("crash", "lost_response") else 1, max_value=max_at),
+        )
+    )
 
 
 def rollup_under_fault(

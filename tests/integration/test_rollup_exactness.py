@@ -24,12 +24,14 @@ from tests.rollup_fakes import (
     Crash,
     CrashingStore,
     Fault,
+    FaultKind,
     RecordingStore,
     Reference,
     StopAfter,
     StoredEvent,
     check_daily,
     check_statistics,
+    faults,
     moto_transactions_copy_each_table_once,
     rollup_under_fault,
 )
@@ -148,6 +150,7 @@ class Stack:
     def reference(self, tenant: str, zone: ZoneInfo) -> Reference:
         progress = aggregate_store().load_progress()
         assert progress is not None
+        assert progress.as_of is not None
         return Reference(self.stored, tenant, zone, progress.as_of)
 
 
@@ -174,10 +177,10 @@ def utc(text: str) -> datetime:
 
 
 def test_a_wide_group_received_at_one_instant_is_committed_in_chunks_and_counted_once(stack: Stack) -> None:
-    # Given one batch of 120 distinct users, all received at the same instant, then one more event
+    # Given one batch of 100 distinct users, all received at the same instant, then one more event
     at = utc("2025-10-26T00:40:00Z")
-    raws = [stack.raw(f"user-{i:03d}", ("login", "view")[i % 2], at - timedelta(minutes=i % 50)) for i in range(120)]
-    assert stack.ingest(TENANT, raws, at)["accepted"] == 120
+    raws = [stack.raw(f"user-{i:03d}", ("login", "view")[i % 2], at - timedelta(minutes=i % 50)) for i in range(100)]
+    assert stack.ingest(TENANT, raws, at)["accepted"] == 100
     stack.ingest(TENANT, [stack.raw("user-000", "edit", at)], at + timedelta(milliseconds=1))
     recorder = RecordingStore(aggregate_store())
     now = at + timedelta(seconds=5)
@@ -185,19 +188,19 @@ def test_a_wide_group_received_at_one_instant_is_committed_in_chunks_and_counted
     report = rollup(now, store=recorder)
     # Then it needed several transactions, each within DynamoDB's 100 items (99 aggregates + progress)
     assert report.finished
-    assert report.events == 121
-    assert len(recorder.commits) >= 4
+    assert report.events == 101
+    assert len(recorder.commits) >= 3
     assert max(items for items, _ in recorder.commits) <= MAX_ITEMS_PER_COMMIT
     # And the commits inside the group were partial, with as_of not yet past the group
     partial = [progress for _, progress in recorder.commits if progress.partial]
     assert partial
-    assert all(progress.as_of <= at for progress in partial)
+    assert all(progress.as_of is not None and progress.as_of <= at for progress in partial)
     # And every statistic is exact
     check_statistics(
         aggregate_store(),
         stack.reference(TENANT, KYIV),
         now,
-        users=["user-000", "user-001", "user-119"],
+        users=["user-000", "user-001", "user-099"],
         actions=["login", "view", "edit"],
     )
 
@@ -209,7 +212,7 @@ def test_a_crashed_run_resumes_where_its_last_commit_left_off(stack: Stack, afte
     # Given events before, in and after a wide group
     at = utc("2025-03-30T00:30:00Z")
     stack.ingest(TENANT, [stack.raw("early", "login", at - timedelta(minutes=40))], at - timedelta(minutes=10))
-    stack.ingest(TENANT, [stack.raw(f"w{i:03d}", "view", at) for i in range(80)], at)
+    stack.ingest(TENANT, [stack.raw(f"w{i:03d}", "view", at) for i in range(70)], at)
     stack.ingest(TENANT, [stack.raw("late", "edit", at)], at + timedelta(minutes=10))
     now = at + timedelta(minutes=11)
     # When a run dies in a commit after `after` good ones, and the schedule runs it again
@@ -222,13 +225,13 @@ def test_a_crashed_run_resumes_where_its_last_commit_left_off(stack: Stack, afte
         aggregate_store(),
         stack.reference(TENANT, KYIV),
         now,
-        users=["early", "w000", "w079", "late"],
+        users=["early", "w000", "w069", "late"],
         actions=["login", "view", "edit"],
     )
 
 
 @pytest.mark.parametrize("kind", ["race_first_loses", "race_second_loses"])
-def test_two_rollups_at_once_one_hits_the_conflict_and_nothing_is_double_counted(stack: Stack, kind: str) -> None:
+def test_two_rollups_at_once_one_hits_the_conflict_and_nothing_is_double_counted(stack: Stack, kind: FaultKind) -> None:
     # Given enough events for several commits
     at = utc("2025-11-02T05:30:00Z")
     for minute in range(2):
@@ -271,16 +274,16 @@ def test_a_retried_event_is_stored_once_and_counted_once(stack: Stack) -> None:
 
 
 def test_an_event_that_arrives_days_late_lands_in_its_old_window(stack: Stack) -> None:
-    # Given a day counted long ago, then an event that occurred on it arrives four days later
+    # Given an event of a day four days ago, counted, then another of that day arriving later still
     day = utc("2025-10-26T08:15:00Z")
-    stack.ingest(TENANT, [stack.raw("u1", "login", day)], day)
-    rollup(day + timedelta(seconds=1))
-    later = day + timedelta(days=4)
-    rollup(later - timedelta(hours=1))
+    first_arrival = day + timedelta(days=4)
+    stack.ingest(TENANT, [stack.raw("u1", "login", day)], first_arrival)
+    rollup(first_arrival + timedelta(seconds=1))
+    later = first_arrival + timedelta(minutes=30)
     stack.ingest(TENANT, [stack.raw("u1", "edit", day + timedelta(minutes=20))], later)
     # When the next run goes
     rollup(later + timedelta(seconds=1))
-    # Then the old day, hour and 4h window hold it, and the user is still one user that day
+    # Then the old day, hour and 4h window hold both, and the user is still one user that day
     store, clock = aggregate_store(), stats.TenantClock(TENANT, KYIV, later + timedelta(seconds=1))
     daily = stats.daily(store, clock, 5)
     assert [(i.date.isoformat(), i.count, i.users) for i in daily.items if i.count] == [("2025-10-26", 2, 1)]
@@ -454,7 +457,8 @@ def _emf_metrics(stdout: str) -> list[dict[str, Any]]:
 
 
 def _sample(name: str) -> dict[str, Any]:
-    return json.loads(Path(EVENTS_DIR / name).read_text(encoding="utf-8"))
+    sample: dict[str, Any] = json.loads(Path(EVENTS_DIR / name).read_text(encoding="utf-8"))
+    return sample
 
 
 def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics(
@@ -543,19 +547,15 @@ batch_step = st.tuples(
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=1),  # same id, other content
 )
 wide_step = st.tuples(st.just("wide"), st.sampled_from([0, 1, 1_000]), st.integers(min_value=34, max_value=45))
-faults = st.one_of(
-    st.just(Fault()),
-    st.builds(
-        Fault,
-        kind=st.sampled_from(["twice", "crash", "lost_response", "stop", "race_first_loses", "race_second_loses"]),
-        at=st.integers(min_value=0, max_value=3),
-    ),
+rollup_step = st.tuples(
+    st.just("rollup"), st.sampled_from([0, 1, 30_000, 3_600_000]), st.one_of(st.just(Fault()), faults())
 )
-rollup_step = st.tuples(st.just("rollup"), st.sampled_from([0, 1, 30_000, 3_600_000]), faults)
+# A wide group is rolled up at once by a run that crashes, stops, races or repeats in the middle of it.
+wide_then_faulty_rollup = st.tuples(wide_step, st.tuples(st.just("rollup"), st.sampled_from([1, 30_000]), faults()))
 plans = st.tuples(
     st.lists(st.one_of(batch_step, batch_step, rollup_step), min_size=1, max_size=8),
-    st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=8), wide_step)),
-).map(lambda plan: plan[0] if plan[1] is None else [*plan[0][: plan[1][0]], plan[1][1], *plan[0][plan[1][0] :]])
+    st.one_of(st.none(), st.tuples(st.integers(min_value=0, max_value=8), wide_then_faulty_rollup)),
+).map(lambda plan: plan[0] if plan[1] is None else [*plan[0][: plan[1][0]], *plan[1][1], *plan[0][plan[1][0] :]])
 
 
 def _wire(stack: Stack, tenant: str, user: str, action: str, occurred: datetime, skew: int | None) -> dict[str, Any]:
@@ -567,7 +567,7 @@ def _wire(stack: Stack, tenant: str, user: str, action: str, occurred: datetime,
 
 
 @settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )

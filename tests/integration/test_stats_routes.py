@@ -521,7 +521,7 @@ def _requests_per_route(api: Api, counter: RequestCounter) -> list[int]:
     return counts
 
 
-def test_a_statistic_costs_the_same_requests_for_9_events_or_200(
+def test_a_statistic_costs_the_same_requests_for_9_events_or_120(
     api: Api, stats_template: Template, counter: RequestCounter
 ) -> None:
     # Given the sample events, counted
@@ -530,16 +530,16 @@ def test_a_statistic_costs_the_same_requests_for_9_events_or_200(
         small.ingest(EVENTS, AS_OF - timedelta(minutes=5))
         small.rollup(AS_OF)
         few = _requests_per_route(api, counter)
-    # And, in a fresh store, 200 events of 20 users over the same days
+    # And, in a fresh store, 120 events of 12 users over the same days
     with mock_aws():
         large = Data(stats_template)
         many = [
             (
-                f"user-{i % 20:02d}",
+                f"user-{i % 12:02d}",
                 ("login", "view", "edit")[i % 3],
-                format_utc(utc("2025-10-25T10:00:00Z") + timedelta(minutes=7 * i)),
+                format_utc(utc("2025-10-25T10:00:00Z") + timedelta(minutes=12 * i)),
             )
-            for i in range(200)
+            for i in range(120)
         ]
         large.ingest(many, AS_OF - timedelta(minutes=5))
         large.rollup(AS_OF)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.calendar import HOUR, dates, day_start, local_date, local_hour_start, local_time, windows
+from tracker.calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, local_time, windows
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -23,8 +23,8 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def spans(start: str, end: str, period: str, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
-    return list(windows(utc(start), utc(end), period, zone))  # type: ignore[arg-type]
+def spans(start: str, end: str, period: Period, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    return list(windows(utc(start), utc(end), period, zone))
 
 
 def hours_of(window: tuple[datetime, datetime]) -> float:
@@ -275,13 +275,13 @@ def window_of(moment: datetime, period: str, zone: ZoneInfo) -> datetime:
     probes=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), min_size=1, max_size=8),
 )
 def test_windows_tile_the_range_and_each_instant_is_in_its_local_window(
-    zone_name: str, start: datetime, length: int, period: str, probes: list[float]
+    zone_name: str, start: datetime, length: int, period: Period, probes: list[float]
 ) -> None:
     # Given any range in any zone
     zone = ZoneInfo(zone_name)
     end = start + timedelta(milliseconds=length)
     # When its windows are listed
-    result = list(windows(start, end, period, zone))  # type: ignore[arg-type]
+    result = list(windows(start, end, period, zone))
     # Then they are contiguous, cover [start, end) and no more
     assert result
     assert result[0][0] <= start < result[0][1]

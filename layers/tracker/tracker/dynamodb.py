@@ -83,7 +83,7 @@ BACKOFF_ATTEMPTS = 8
 def backoff_delays() -> Iterator[float]:
     """Capped exponential backoff with full jitter, for work DynamoDB hands back unprocessed."""
     for attempt in range(BACKOFF_ATTEMPTS):
-        yield random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311  # nosec B311 - jitter, not a secret
+        yield random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311 - jitter, not a secret  # nosec B311
 
 
 def batch_write(client: DynamoDBClient, table: str, requests: Sequence[Item]) -> None:
