@@ -12,7 +12,7 @@ from tracker.http import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
     tenant_id, erasure_id = str(event["tenant_id"]), str(event["erasure_id"])

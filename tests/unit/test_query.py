@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.fakes import InMemoryEventStore
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
-from tracker.events import EventFilter, query_user_events
+from tracker.events import OCCURRED_KEY, EventFilter, query_user_events
 from tracker.models import EventPage
 from tracker.records import EventRecord
 
@@ -178,7 +178,7 @@ CURSOR_CHARACTERS = string.ascii_letters + string.digits + "-_.=+/ "
 
 def test_cursors_round_trip() -> None:
     for position in POSITIONS:
-        assert decode_cursor(encode_cursor(position, BINDING), BINDING) == position
+        assert decode_cursor(encode_cursor(position, BINDING), BINDING, OCCURRED_KEY) == position
 
 
 @pytest.mark.parametrize("position", POSITIONS)
@@ -193,7 +193,7 @@ def test_a_cursor_edited_by_one_byte_is_a_400(position: str) -> None:
                 continue
             edited = cursor[:index] + replacement + cursor[index + 1 :]
             try:
-                decode_cursor(edited, BINDING)
+                decode_cursor(edited, BINDING, OCCURRED_KEY)
             except BadRequest:
                 continue
             accepted.append(f"{index}:{original}->{replacement}")

@@ -47,14 +47,18 @@ def encode_cursor(position: str, binding: Sequence[str | None]) -> str:
     return f"{_b64encode(position.encode())}.{_b64encode(_digest(position, binding))}"
 
 
-def decode_cursor(cursor: str, binding: Sequence[str | None]) -> str:
-    """The position a cursor holds; BadRequest unless this query made it."""
+def decode_cursor(cursor: str, binding: Sequence[str | None], position_pattern: re.Pattern[str]) -> str:
+    """The position a cursor holds; BadRequest unless this query made it and it has the position's form.
+
+    The form is checked too: the digest is keyed by nothing secret, so a client could sign a
+    position of its own making (inside its own key range, which is all a position can reach).
+    """
     encoded_position, _, encoded_digest = cursor.partition(".")
     try:
         position = _b64decode(encoded_position).decode()
         digest = _b64decode(encoded_digest)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("The cursor is not valid.") from None
-    if not position or not hmac.compare_digest(digest, _digest(position, binding)):
+    if not hmac.compare_digest(digest, _digest(position, binding)) or not position_pattern.fullmatch(position):
         raise BadRequest("The cursor is not valid for this query.")
     return position

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,8 @@ from tracker.storage import EventStore, StoreUnavailable, UserEventsQuery
 from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+# A position in a user's events: the occurred_key of the last event of a page.
+OCCURRED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[A-Za-z0-9._:-]{1,128}")
 MAX_FUTURE_SKEW = timedelta(hours=1)
 
 
@@ -116,12 +119,8 @@ class Stored:
 
 
 def resolve_existing(record: EventRecord, existing: EventRecord | None) -> Stored:
-    """The outcome of storing ``record`` when ``existing`` already held its id (None: it did not).
-
-    A copy with this very request's ``received_at`` is this request's own write, applied by an
-    attempt whose answer was lost and then retried by botocore: it was accepted, not a duplicate.
-    """
-    if existing is None or (existing.received_at == record.received_at and existing.fingerprint == record.fingerprint):
+    """The outcome of storing ``record`` when ``existing`` already held its id (None: it did not)."""
+    if existing is None:
         return Stored("accepted", record)
     if existing.fingerprint != record.fingerprint:
         raise Conflict(f"Event {record.event_id} was already received with other content.")
@@ -133,6 +132,10 @@ def store_event(store: EventStore, record: EventRecord) -> Stored:
         existing = store.put_new(record)
     except StoreUnavailable:
         raise Unavailable("The event store is busy; retry the event.") from None
+    if existing is not None and existing == record:
+        # This request's own write, applied by an attempt whose answer was lost and retried by
+        # botocore (same received_at, same content): it was accepted here, not a duplicate.
+        existing = None
     return resolve_existing(record, existing)
 
 
@@ -240,7 +243,7 @@ def query_user_events(
     if event_filter.start and event_filter.end and event_filter.start >= event_filter.end:
         raise ValidationFailed("The time range is empty.", [field_error("from", "must be before `to`", "range")])
     binding = event_filter.binding(tenant_id, user_id)
-    after = decode_cursor(cursor, binding) if cursor else None
+    after = decode_cursor(cursor, binding, OCCURRED_KEY) if cursor else None
     query = UserEventsQuery(
         tenant_id=tenant_id,
         user_id=user_id,

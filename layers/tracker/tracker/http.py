@@ -167,7 +167,8 @@ def lambda_entry(
     limits = dict(body_limits or {})
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-    @tracer.capture_lambda_handler
+    # Responses hold user data and, once, a new API key: traces keep timings, not bodies.
+    @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         route = f"{event.get('httpMethod', '')} {event.get('resource', '')}"
@@ -188,7 +189,8 @@ def lambda_entry(
         logger.info("Request handled", extra={"route": route, "status": status})
         return result
 
-    return lambda_handler
+    entry: Handler = lambda_handler  # the parametrized tracer decorator is typed loosely
+    return entry
 
 
 def response_to_proxy(response: Response[str]) -> dict[str, Any]:

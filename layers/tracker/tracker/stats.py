@@ -91,10 +91,15 @@ def snapshot(store: StatsStore, read: Callable[[], T], pause: float = 0.05) -> t
     raise Unavailable("The statistics are being updated; retry in a moment.", retry_after_seconds=1)
 
 
-def _check_range(start: datetime, end: datetime) -> None:
+def _check_range(start: datetime, end: datetime, zone: ZoneInfo, whole_days: bool) -> None:
+    """Non-empty and at most 366 days: whole local days counted on the wall clock (a DST change
+    makes 366 days an hour longer or shorter), times as they are."""
     if start >= end:
         raise ValidationFailed("The range is empty.", [field_error("from", "must be before `to`", "range")])
-    if end - start > timedelta(days=MAX_RANGE_DAYS):
+    length = end - start
+    if whole_days:
+        length = end.astimezone(zone).replace(tzinfo=None) - start.astimezone(zone).replace(tzinfo=None)
+    if length > timedelta(days=MAX_RANGE_DAYS):
         raise ValidationFailed(
             "The range is too long.",
             [field_error("to", f"must be at most {MAX_RANGE_DAYS} days after `from`", "range")],
@@ -107,7 +112,7 @@ def instant_range(
     """``[from, to)`` as instants: a date means its whole local day (``to`` included)."""
     end_at = clock.now if end is None else _instant(end, clock.zone, end_of_day=True)
     start_at = end_at - default if start is None else _instant(start, clock.zone, end_of_day=False)
-    _check_range(start_at, end_at)
+    _check_range(start_at, end_at, clock.zone, _whole_days(start, end))
     return start_at, end_at
 
 
@@ -117,8 +122,12 @@ def date_range(clock: TenantClock, start: date | datetime | None, end: date | da
     default_end = day_start(today + timedelta(days=1), clock.zone)
     end_at = default_end if end is None else _instant(end, clock.zone, end_of_day=True)
     start_at = day_start(today - timedelta(days=6), clock.zone) if start is None else _instant(start, clock.zone, False)
-    _check_range(start_at, end_at)
+    _check_range(start_at, end_at, clock.zone, _whole_days(start, end))
     return dates(local_date(start_at, clock.zone), local_date(end_at - MILLISECOND, clock.zone))
+
+
+def _whole_days(*values: date | datetime | None) -> bool:
+    return not any(isinstance(value, datetime) for value in values)
 
 
 def _instant(value: date | datetime, zone: ZoneInfo, end_of_day: bool) -> datetime:

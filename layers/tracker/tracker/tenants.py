@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -15,6 +16,8 @@ from tracker.timefmt import utc_now
 
 API_KEY_PREFIX = "atk_"
 _LIST_BINDING = ("tenants",)
+# A position in the tenant list: "{created_at}#{tenant_id}".
+_LIST_POSITION = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#ten_[0-9a-f]{16}")
 
 
 def hash_api_key(api_key: str) -> str:
@@ -70,7 +73,7 @@ def create_tenant(
 
 
 def list_tenants(store: TenantStore, limit: int, cursor: str | None) -> TenantPage:
-    after = decode_cursor(cursor, _LIST_BINDING) if cursor else None
+    after = decode_cursor(cursor, _LIST_BINDING, _LIST_POSITION) if cursor else None
     tenants, position = store.list_tenants(limit, after)
     next_cursor = encode_cursor(position, _LIST_BINDING) if position else None
     return TenantPage(items=[tenant_out(tenant) for tenant in tenants], next_cursor=next_cursor)
