@@ -132,10 +132,6 @@ def store_event(store: EventStore, record: EventRecord) -> Stored:
         existing = store.put_new(record)
     except StoreUnavailable:
         raise Unavailable("The event store is busy; retry the event.") from None
-    if existing is not None and existing == record:
-        # This request's own write, applied by an attempt whose answer was lost and retried by
-        # botocore (same received_at, same content): it was accepted here, not a duplicate.
-        existing = None
     return resolve_existing(record, existing)
 
 
