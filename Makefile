@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
 
-.PHONY: run test scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
+.PHONY: run test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run
@@ -55,6 +55,12 @@ integration: $(DEV_STAMP)
 
 e2e: $(DEV_STAMP)
 	$(PY) -m pytest tests/e2e
+
+fuzz: $(DEV_STAMP) ## schemathesis over every operation of the OpenAPI document, longer than in make test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest tests/e2e/test_fuzz.py -s
+
+load: $(DEV_STAMP) ## 16 concurrent clients against a local stack; then checks nothing was lost or counted twice
+	$(PY) -m loadtest --clients $${LOAD_CLIENTS:-16} --seconds $${LOAD_SECONDS:-30}
 
 bench: $(DEV_STAMP) ## Cold-import times and local ingest throughput
 	$(PY) -m bench
