@@ -4,7 +4,15 @@ from aws_lambda_powertools.event_handler import Response
 
 from tracker import erasure
 from tracker.dynamodb import erasure_store
-from tracker.http import create_app, error_responses, lambda_entry, model_response, path_parameter, tenant_id_of
+from tracker.http import (
+    create_app,
+    documented,
+    error_responses,
+    lambda_entry,
+    model_response,
+    path_parameter,
+    tenant_id_of,
+)
 from tracker.lambda_invoke import start_erasure_worker
 from tracker.models import ErasureAccepted, ErasureOut
 
@@ -31,7 +39,7 @@ def delete_user(user_id: str) -> Response[ErasureAccepted]:  # noqa: ARG001 - ro
     "/v1/erasures/<erasure_id>",
     summary="The progress of an erasure",
     tags=["erasure"],
-    responses=error_responses(401, 403, 404, 429, 503),
+    responses=documented(ErasureOut, 401, 403, 404, 429, 503),
 )
 def get_erasure(erasure_id: str) -> ErasureOut:
     return erasure.get_erasure(erasure_store(), tenant_id_of(app), erasure_id)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tracker import events
 from tracker.dynamodb import event_store
-from tracker.http import create_app, error_responses, lambda_entry, metrics, model_response, tenant_id_of
+from tracker.http import create_app, documented, error_responses, lambda_entry, metrics, model_response, tenant_id_of
 from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.settings import get_settings
 from tracker.timefmt import utc_now
@@ -55,7 +55,7 @@ def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
     "/v1/events/batch",
     summary="Record up to 500 events; each is accepted, a duplicate, or rejected on its own",
     tags=["events"],
-    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=documented(BatchResult, 400, 401, 403, 413, 422, 429, 503),
 )
 def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
     settings = get_settings()

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tracker.dynamodb import event_store
 from tracker.events import EventFilter, query_user_events
-from tracker.http import create_app, error_responses, lambda_entry, path_parameter, tenant_id_of
+from tracker.http import create_app, documented, lambda_entry, path_parameter, tenant_id_of
 from tracker.models import Action, EventPage, QueryTime
 
 app = create_app()
@@ -16,7 +16,7 @@ app = create_app()
     "/v1/users/<user_id>/events",
     summary="A user's events with occurred_at in [from, to)",
     tags=["events"],
-    responses=error_responses(400, 401, 403, 422, 429, 503),
+    responses=documented(EventPage, 400, 401, 403, 422, 429, 503),
 )
 def get_user_events(  # noqa: PLR0917 - one argument per query parameter
     user_id: str,  # noqa: ARG001 - routed but still percent-encoded; the decoded one is read below

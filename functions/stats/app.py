@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
 from tracker.dynamodb_aggregates import aggregate_store
-from tracker.http import create_app, error_responses, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
+from tracker.http import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
 from tracker.models import (
     Action,
     ActionDaily,
@@ -21,7 +21,7 @@ from tracker.models import (
 from tracker.timefmt import utc_now
 
 app = create_app()
-STATS_ERRORS = error_responses(400, 401, 403, 422, 429, 503)
+STATS_ERRORS = (400, 401, 403, 422, 429, 503)
 DateOrTime = Annotated[QueryTime | date | None, Query(description="A date (a whole local day) or an RFC 3339 time")]
 FromParam = Annotated[
     QueryTime | date | None,
@@ -37,7 +37,7 @@ def _clock() -> stats.TenantClock:
     "/v1/users/<user_id>/activity",
     summary="A user's event counts per 1h, 4h or 1d window (local time), zero-filled",
     tags=["statistics"],
-    responses=STATS_ERRORS,
+    responses=documented(UserActivity, *STATS_ERRORS),
 )
 def get_user_activity(
     user_id: str,
@@ -55,7 +55,7 @@ def get_user_activity(
     "/v1/stats/daily",
     summary="Events and distinct users per local day, the last `days` days up to today",
     tags=["statistics"],
-    responses=STATS_ERRORS,
+    responses=documented(DailyStats, *STATS_ERRORS),
 )
 def get_daily(days: Annotated[int, Query(ge=1, le=366)] = 7) -> DailyStats:
     return stats.daily(aggregate_store(), _clock(), days)
@@ -65,7 +65,7 @@ def get_daily(days: Annotated[int, Query(ge=1, le=366)] = 7) -> DailyStats:
     "/v1/stats/top-users",
     summary="The users with the most events in the last `hours` hours; ties by user_id",
     tags=["statistics"],
-    responses=STATS_ERRORS,
+    responses=documented(TopUsers, *STATS_ERRORS),
 )
 def get_top_users(
     hours: Annotated[int, Query(ge=1, le=720)] = 24,
@@ -74,7 +74,12 @@ def get_top_users(
     return stats.top_users(aggregate_store(), _clock(), hours, limit)
 
 
-@app.get("/v1/stats/trend", summary="Events per local day per action", tags=["statistics"], responses=STATS_ERRORS)
+@app.get(
+    "/v1/stats/trend",
+    summary="Events per local day per action",
+    tags=["statistics"],
+    responses=documented(Trend, *STATS_ERRORS),
+)
 def get_trend(from_: FromParam = None, to: DateOrTime = None) -> Trend:
     clock = _clock()
     return stats.trend(aggregate_store(), clock, stats.date_range(clock, from_, to))
@@ -84,7 +89,7 @@ def get_trend(from_: FromParam = None, to: DateOrTime = None) -> Trend:
     "/v1/stats/frequency",
     summary="Events per action over a range, most frequent first",
     tags=["statistics"],
-    responses=STATS_ERRORS,
+    responses=documented(Frequency, *STATS_ERRORS),
 )
 def get_frequency(
     action: Annotated[Action | None, Query(description="Only this action")] = None,
@@ -99,7 +104,7 @@ def get_frequency(
     "/v1/stats/actions/<action>/daily",
     summary="One action per local day: events, distinct users, average per user",
     tags=["statistics"],
-    responses=STATS_ERRORS,
+    responses=documented(ActionDaily, *STATS_ERRORS),
 )
 def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None, to: DateOrTime = None) -> ActionDaily:
     clock = _clock()

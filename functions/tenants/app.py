@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from tracker import tenants
 from tracker.dynamodb import tenant_store
-from tracker.http import create_app, error_responses, lambda_entry, model_response, require_admin
+from tracker.http import create_app, documented, error_responses, lambda_entry, model_response, require_admin
 from tracker.models import ApiKeyCreated, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
 from tracker.usage_plans import usage_plans
 
@@ -30,7 +30,10 @@ def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCr
 
 
 @app.get(
-    "/v1/tenants", summary="List tenants (never their keys)", tags=["tenants"], responses=error_responses(*ADMIN_ERRORS)
+    "/v1/tenants",
+    summary="List tenants (never their keys)",
+    tags=["tenants"],
+    responses=documented(TenantPage, *ADMIN_ERRORS),
 )
 def list_tenants(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -44,7 +47,7 @@ def list_tenants(
     "/v1/tenants/<tenant_id>",
     summary="Deactivate or reactivate a tenant, or set its rate limit",
     tags=["tenants"],
-    responses=error_responses(*ADMIN_ERRORS),
+    responses=documented(TenantOut, *ADMIN_ERRORS),
 )
 def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
     require_admin(app)
