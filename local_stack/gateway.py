@@ -445,7 +445,7 @@ class Gateway:
         except binascii.Error as error:
             logger.error("The Lambda proxy response's body is not base64: %s", error)  # noqa: TRY400
             raise _integration_failure() from error
-        return HttpResponse(status, _with_defaults(headers, request_id), payload)
+        return HttpResponse(status, _with_defaults(headers, request_id, has_body=bool(payload)), payload)
 
     # ------------------------------------------------------------ gateway responses
 
@@ -481,7 +481,9 @@ class Gateway:
                 headers.append((name, value))
         headers.append(("x-amzn-ErrorType", response_type))
         return HttpResponse(
-            spec.status if spec and spec.status else default_status, _with_defaults(headers, request_id), body.encode()
+            spec.status if spec and spec.status else default_status,
+            _with_defaults(headers, request_id, has_body=True),
+            body.encode(),
         )
 
     # ------------------------------------------------------------ local-only routes
@@ -501,10 +503,11 @@ class Gateway:
         return None
 
 
-def _with_defaults(headers: list[tuple[str, str]], request_id: str) -> list[tuple[str, str]]:
-    """Content-Type application/json unless set, and API Gateway's request id header."""
+def _with_defaults(headers: list[tuple[str, str]], request_id: str, has_body: bool) -> list[tuple[str, str]]:
+    """Content-Type application/json unless set (or there is no body, as for a 204), and API
+    Gateway's request id header."""
     names = {name.lower() for name, _ in headers}
-    defaults = [("Content-Type", JSON)] if "content-type" not in names else []
+    defaults = [("Content-Type", JSON)] if has_body and "content-type" not in names else []
     return [*headers, *defaults, ("x-amzn-RequestId", request_id)]
 
 
