@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tracker.auth import authenticate, policy
 from tracker.dynamodb import tenant_store
 from tracker.errors import Unauthorized
-from tracker.http import logger, metrics, tracer
+from tracker.observability import logger, metrics, tracer
 from tracker.records import RateLimitRecord
 from tracker.request_body import header
 from tracker.settings import get_settings

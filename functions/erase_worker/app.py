@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tracker.dynamodb import erasure_store, event_store
 from tracker.dynamodb_aggregates import aggregate_store
 from tracker.erasure import erase_user
-from tracker.http import logger, metrics, tracer
+from tracker.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tracker.dynamodb import tenant_store
 from tracker.dynamodb_aggregates import aggregate_store
-from tracker.http import logger, metrics, tracer
+from tracker.observability import logger, metrics, tracer
 from tracker.rollup import run_rollup
 from tracker.settings import get_settings
 from tracker.timefmt import format_utc, utc_now

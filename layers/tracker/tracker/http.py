@@ -11,7 +11,6 @@ from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -29,12 +28,9 @@ from tracker.errors import (
     pydantic_details,
 )
 from tracker.models import ErrorResponse
+from tracker.observability import logger, metrics, tracer
 from tracker.request_body import json_body_event
 from tracker.storage import StoreUnavailable
-
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 

@@ -1,0 +1,297 @@
+"""Section 3: what one rollup run asks of DynamoDB, per event, with and without older events.
+
+In-process on moto (``mock_aws``) with the template's tables. The tenants and every event are written
+straight into moto (the items ``tracker.dynamodb.event_to_item`` makes, as ingest stores them); older
+events are rolled up by a first run at ``t0`` (the product's rollup through ``bench.dynamo.DirectClient``,
+with larger chunks: set-up only, checked by ``speedups_check`` and by the totals). Then the events
+received since (``t0 - settle`` to ``t1 - settle``) are counted by one ``tracker.rollup.run_rollup`` at
+``t1``, on the product's own client (``tracker.dynamodb.dynamodb_client()``), whose requests and items
+read are counted with botocore hooks.
+
+- A: 100,000 older events (received over the 3 previous days, each a few seconds to 2 minutes after it
+  occurred), already rolled up; then 10,000 new events with ``occurred_at`` anywhere in the last 3 days.
+- B: the same 10,000 new events, no older event (the previous run at ``t0`` found nothing).
+- C: 10,000 new events sent as they happen (``occurred_at`` at most 5 s before received): the usual case
+  for a rollup every minute; it shows how the write cost depends on how many aggregates events touch.
+
+Two tenants: Europe/Kyiv with 200 users (80 % of the events) and UTC with 50 users; 20 actions.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from bench.common import function, log
+from bench.data import TenantSpec, create_tenants, spread, write_events, write_events_with_client, zone_reader
+from bench.dynamo import Recorder, item_size, large_commits, mocked_aws
+
+if TYPE_CHECKING:
+    from bench.dynamo import Moto
+    from local_stack.template import Template
+    from tracker.records import EventRecord
+
+TENANTS = {
+    "kyiv": TenantSpec("kyiv", "Bench Kyiv shop", "Europe/Kyiv", users=200, share=0.8),
+    "second": TenantSpec("second", "Bench second app", "UTC", users=50, share=0.2),
+}
+TENANT_IDS = {key: f"ten_bench{number:02d}{key}" for number, key in enumerate(TENANTS)}
+HISTORY = timedelta(days=3)
+WINDOW = timedelta(minutes=10)
+SEED = 20251010
+
+
+@dataclass(frozen=True)
+class Clock:
+    t0: datetime
+    t1: datetime
+    settle: timedelta
+
+
+def _clock(settle: timedelta) -> Clock:
+    t1 = datetime.now(UTC).replace(second=0, microsecond=0)
+    return Clock(t0=t1 - WINDOW, t1=t1, settle=settle)
+
+
+def _tables(moto: Moto) -> tuple[str, str, str]:
+    return moto.tables["EventsTable"], moto.tables["TenantsTable"], moto.tables["AggregatesTable"]
+
+
+def _user_days(events: Sequence[EventRecord]) -> int:
+    zones = {TENANT_IDS[key]: ZoneInfo(tenant.timezone) for key, tenant in TENANTS.items()}
+    return len({(e.tenant_id, e.user_id, e.occurred_at.astimezone(zones[e.tenant_id]).date()) for e in events})
+
+
+def _aggregates_touched(events: Sequence[EventRecord]) -> int:
+    """How many distinct aggregate items the events add to (what a rollup must write at least)."""
+    from tracker.aggregates import ReceivedEvent, buckets
+    from tracker.timefmt import format_utc
+
+    zones = {TENANT_IDS[key]: ZoneInfo(tenant.timezone) for key, tenant in TENANTS.items()}
+    keys = set()
+    for event in events:
+        received = ReceivedEvent(
+            received_key=f"{format_utc(event.received_at)}#{event.tenant_id}#{event.event_id}",
+            tenant_id=event.tenant_id,
+            user_id=event.user_id,
+            action=event.action,
+            occurred_at=event.occurred_at,
+        )
+        keys |= buckets(received, zones[event.tenant_id]).all()
+    return len(keys)
+
+
+def _expected_totals(events: Sequence[EventRecord]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for event in events:
+        totals[event.tenant_id] = totals.get(event.tenant_id, 0) + 1
+    return totals
+
+
+def scenario(
+    template: Template,
+    clock: Clock,
+    old: Sequence[EventRecord],
+    new: Sequence[EventRecord],
+    *,
+    fast: bool = True,
+    direct_setup: bool = True,
+) -> dict[str, Any]:
+    """Sets up ``old`` (rolled up at ``t0``) and ``new``, then measures one rollup run at ``t1``."""
+    spec = function(template, "RollupFunction")
+    with mocked_aws(template, spec.environment, fast=fast) as moto:
+        from tracker.aggregates import tenant_days_partition
+        from tracker.dynamodb import DynamoTenantStore, tenant_store
+        from tracker.dynamodb_aggregates import DynamoAggregateStore, aggregate_store
+        from tracker.rollup import run_rollup
+        from tracker.settings import get_settings
+
+        events_table, tenants_table, aggregates_table = _tables(moto)
+        setup_client: Any = moto.direct if direct_setup else moto.client
+        setup_started = time.perf_counter()
+        setup_tenants = DynamoTenantStore(setup_client, tenants_table)
+        created = create_tenants(setup_tenants, TENANTS.values(), clock.t0 - HISTORY - timedelta(days=1))
+        assert created == TENANT_IDS, created
+        setup_store = DynamoAggregateStore(setup_client, aggregates_table, events_table)
+        if direct_setup:
+            write_events(moto.direct, events_table, old)
+        else:
+            write_events_with_client(moto.client, events_table, list(old))
+        with large_commits() if direct_setup else nullcontext():
+            previous = run_rollup(
+                setup_store,
+                zone_reader(setup_tenants),
+                now=clock.t0,
+                settle=clock.settle,
+                initial_lookback=HISTORY + timedelta(hours=1),
+            )
+        if not previous.finished or previous.events != len(old):
+            raise RuntimeError(f"the set-up rollup counted {previous.events} of {len(old)} events: {previous}")
+        if direct_setup:
+            write_events(moto.direct, events_table, new)
+        else:
+            write_events_with_client(moto.client, events_table, list(new))
+        setup_seconds = time.perf_counter() - setup_started
+
+        settings = get_settings()
+        with Recorder(moto.client) as recorder:
+            started = time.perf_counter()
+            report = run_rollup(
+                aggregate_store(),
+                zone_reader(tenant_store()),
+                now=clock.t1,
+                settle=clock.settle,
+                initial_lookback=timedelta(hours=settings.rollup_initial_lookback_hours),
+            )
+            seconds = time.perf_counter() - started
+
+        counts = recorder.counts
+        totals = {
+            tenant_id: sum(item.count for item in setup_store.read_partition(tenant_days_partition(tenant_id)))
+            for tenant_id in TENANT_IDS.values()
+        }
+        aggregates = list(moto.direct.scan_items(aggregates_table))
+        sizes = [item_size(item) for item in aggregates]
+        checks = {
+            "all_new_events_counted": report.events == len(new) and report.finished and not report.conflict,
+            "daily_totals_match_events": totals == _expected_totals([*old, *new]),
+            "no_cancelled_transaction": moto.speedup_counters["cancelled_transactions"] == 0 and not counts.errors,
+            "aggregate_items_under_1kb": max(sizes) < 1024,
+        }
+        per_event = max(1, len(new))
+        return {
+            "old_events": len(old),
+            "new_events": len(new),
+            "distinct_user_days_of_new_events": _user_days(new),
+            "distinct_aggregates_of_new_events": _aggregates_touched(new),
+            "events_counted": report.events,
+            "commits": report.commits,
+            "rollup_seconds": round(seconds, 2),
+            "setup_seconds": round(setup_seconds, 1),
+            "dynamodb": counts.as_dict(),
+            "items_read_per_event": round(counts.total_items_read / per_event, 4),
+            "keys_and_items_read_per_event": round((counts.items_read["Query"] + counts.keys_requested) / per_event, 4),
+            "read_units_per_event": round(counts.read_units / per_event, 4),
+            "write_items_per_event": round(counts.write_items / per_event, 4),
+            "aggregate_items": len(aggregates),
+            "aggregate_item_bytes": {"max": max(sizes), "mean": round(sum(sizes) / len(sizes), 1)},
+            "checks": checks,
+            "_aggregates": aggregates,
+        }
+
+
+def _events(count_old: int, count_new: int, clock: Clock) -> tuple[list[EventRecord], ...]:
+    rng = random.Random(SEED)  # noqa: S311 - reproducible test data
+    received_new = (clock.t0 - clock.settle, clock.t1 - clock.settle)
+    new = spread(
+        rng, TENANTS, TENANT_IDS, count_new, prefix="new", received=received_new, occurred_after=clock.t1 - HISTORY
+    )
+    old = spread(
+        rng,
+        TENANTS,
+        TENANT_IDS,
+        count_old,
+        prefix="old",
+        received=(clock.t0 - HISTORY, clock.t0 - clock.settle),
+        occurred_after=None,
+        lag=timedelta(minutes=2),
+    )
+    live = spread(rng, TENANTS, TENANT_IDS, count_new, prefix="live", received=received_new, occurred_after=None)
+    return old, new, live
+
+
+def _event_item_sizes(template: Template, event: EventRecord) -> dict[str, int]:
+    """What one ingested event weighs in the Events table and in each GSI (its projection)."""
+    from tracker.dynamodb import event_to_item
+
+    item = event_to_item(event)
+    table = template.tables["EventsTable"].create_kwargs
+    keys = [key["AttributeName"] for key in table["KeySchema"]]
+    sizes = {"table": item_size(item)}
+    for index in table.get("GlobalSecondaryIndexes", []):
+        projection = index["Projection"]
+        names = set(item) if projection["ProjectionType"] == "ALL" else set(keys)
+        names |= {key["AttributeName"] for key in index["KeySchema"]}
+        names |= set(projection.get("NonKeyAttributes", []))
+        sizes[index["IndexName"]] = item_size({name: value for name, value in item.items() if name in names})
+    return sizes
+
+
+def _strip(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if not key.startswith("_")}
+
+
+def speedups_check(template: Template, settle: timedelta, old_events: int, new_events: int) -> dict[str, Any]:
+    """A small scenario A twice: moto as it is with the set-up through botocore, then the bench's fast path.
+
+    Same requests, same items read, same aggregates: the fast path changes CPU time only. (Both skip
+    moto's whole-table backup per transaction item, which only a failed transaction would use.)
+    """
+    clock = _clock(settle)
+    old, new, _ = _events(old_events, new_events, clock)
+    plain = scenario(template, clock, old, new, fast=False, direct_setup=False)
+    fast = scenario(template, clock, old, new, fast=True, direct_setup=True)
+
+    def canonical(items: list[dict[str, Any]]) -> list[str]:
+        # The progress record's version counts commits, and the set-up commits in larger chunks.
+        kept = [
+            {k: v for k, v in item.items() if not (item["pk"] == {"S": "ROLLUP"} and k == "version")} for item in items
+        ]
+        return sorted(repr(sorted(item.items())) for item in kept)
+
+    same_counts = plain["dynamodb"] == fast["dynamodb"]
+    same_aggregates = canonical(plain["_aggregates"]) == canonical(fast["_aggregates"])
+    return {
+        "old_events": len(old),
+        "new_events": len(new),
+        "same_dynamodb_counts": same_counts,
+        "same_aggregates": same_aggregates,
+        "plain_rollup_seconds": plain["rollup_seconds"],
+        "fast_rollup_seconds": fast["rollup_seconds"],
+        "ok": same_counts and same_aggregates,
+    }
+
+
+def run(template: Template, *, old_events: int, new_events: int, check_events: tuple[int, int]) -> dict[str, Any]:
+    spec = function(template, "RollupFunction")
+    settle = timedelta(seconds=float(spec.environment.get("ROLLUP_SETTLE_SECONDS", "60")))
+    log("rollup: checking that the moto fast path changes no answer")
+    check = speedups_check(template, settle, *check_events)
+    log(f"rollup: fast path check {'ok' if check['ok'] else 'FAILED'}")
+    clock = _clock(settle)
+    old, new, live = _events(old_events, new_events, clock)
+    log(f"rollup: scenario A ({old_events:,} older events rolled up, then {new_events:,} new)")
+    with_history = scenario(template, clock, old, new)
+    log(f"rollup: A took {with_history['rollup_seconds']} s; scenario B ({new_events:,} new events only)")
+    alone = scenario(template, clock, [], new)
+    log(f"rollup: B took {alone['rollup_seconds']} s; scenario C ({new_events:,} events sent as they happen)")
+    live_run = scenario(template, clock, [], live)
+    a_items, b_items = (x["dynamodb"]["total_items_read"] for x in (with_history, alone))
+    a_keys, b_keys = (
+        x["dynamodb"]["items_read"].get("Query", 0) + x["dynamodb"]["keys_requested"] for x in (with_history, alone)
+    )
+    return {
+        "event_item_bytes": _event_item_sizes(template, new[0]),
+        "settle_seconds": settle.total_seconds(),
+        "t0": clock.t0.isoformat(),
+        "t1": clock.t1.isoformat(),
+        "tenants": {key: {"timezone": t.timezone, "users": t.users, "share": t.share} for key, t in TENANTS.items()},
+        "actions": 20,
+        "A_with_history": _strip(with_history),
+        "B_without_history": _strip(alone),
+        "C_live_events": _strip(live_run),
+        "A_vs_B": {
+            "items_read": [a_items, b_items],
+            "items_read_equal": a_items == b_items,
+            "keys_and_items_read": [a_keys, b_keys],
+            "keys_and_items_read_equal": a_keys == b_keys,
+            "requests_equal": with_history["dynamodb"]["requests"] == alone["dynamodb"]["requests"],
+        },
+        "fast_path_check": check,
+    }

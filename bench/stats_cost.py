@@ -1,0 +1,259 @@
+"""Section 4: what each statistics route asks of DynamoDB, with 10,000 and with 200,000 events behind it.
+
+Two tenants (Europe/Kyiv) in one in-process moto: one with 10,000 events, one with 200,000, over the same
+users and hours (every user has events in every one of the last 48 hours in both) and the same 20 actions,
+so that only the number of events differs. They are written straight into moto and rolled up by one run.
+Then each route of the StatsFunction in template.yaml is invoked through the real handler
+(``functions/stats/app.py`` ``lambda_handler``, loaded with importlib, environment from the template) with an
+API Gateway proxy event carrying the authorizer's context, for each tenant in turn, and the requests and
+items read on the product's client are counted. The two tenants' figures must be equal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bench.common import function, log
+from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
+from bench.dynamo import Recorder, large_commits, mocked_aws
+
+if TYPE_CHECKING:
+    from local_stack.template import FunctionSpec, Template
+    from tracker.records import EventRecord
+
+HOURS = 48
+SEED = 424242
+ACTION = ACTIONS[0]
+# The route's query parameters, by the event name of the route in template.yaml.
+PARAMETERS: dict[str, dict[str, str]] = {
+    "UserActivity": {},
+    "Daily": {"days": "7"},
+    "TopUsers": {"hours": "24", "limit": "10"},
+    "Trend": {},
+    "Frequency": {},
+    "ActionDaily": {},
+}
+DESCRIPTIONS = {
+    "UserActivity": "activity of one user, 4h windows, default 7 days",
+    "Daily": "daily, days=7",
+    "TopUsers": "top-users, hours=24 limit=10",
+    "Trend": "trend, default 7 days",
+    "Frequency": "frequency, default 7 days",
+    "ActionDaily": f"actions/{ACTION}/daily, default 7 days",
+}
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Drops what the handler writes to stdout (its EMF metrics and logs), at the file descriptor level."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            with contextlib.redirect_stdout(sink):
+                yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    module_spec = importlib.util.spec_from_file_location("bench_stats_app", spec.code_uri / "app.py")
+    if module_spec is None or module_spec.loader is None:
+        raise SystemExit(f"cannot load {spec.code_uri / 'app.py'}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, spec.handler_function)
+    return handler
+
+
+def _proxy_event(resource: str, path_parameters: dict[str, str], query: dict[str, str], tenant: dict[str, str]) -> Any:
+    path = resource
+    for name, value in path_parameters.items():
+        path = path.replace("{" + name + "}", value)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json", "x-api-key": "bench-key"},
+        "multiValueHeaders": {"Accept": ["application/json"], "x-api-key": ["bench-key"]},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {name: [value] for name, value in query.items()} or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": "GET",
+            "path": f"/dev{path}",
+            "stage": "dev",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "bench"},
+            "authorizer": {
+                "tenant_id": tenant["tenant_id"],
+                "role": "tenant",
+                "key_id": "key_bench",
+                "timezone": tenant["timezone"],
+                "principalId": "key_bench",
+            },
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def _sanity(event_name: str, body: dict[str, Any], events: list[EventRecord]) -> bool:
+    """A light check that the route answered from the data (totals where the default range holds them all)."""
+    items = body.get("items", [])
+    if event_name in {"Daily", "ActionDaily"}:
+        wanted = len(events) if event_name == "Daily" else sum(e.action == ACTION for e in events)
+        return bool(sum(item["count"] for item in items) == wanted)
+    if event_name == "Trend":
+        return bool(sum(sum(item["counts"].values()) for item in items) == len(events))
+    if event_name == "Frequency":
+        return bool(sum(item["total"] for item in items) == len(events))
+    if event_name == "UserActivity":
+        return bool(sum(item["count"] for item in items) == sum(e.user_id == user_id(0) for e in events))
+    if event_name == "TopUsers":
+        return len(items) == 10
+    return False
+
+
+def run(template: Template, *, small: int, large: int, users: int) -> dict[str, Any]:
+    spec = function(template, "StatsFunction")
+    rollup_spec = function(template, "RollupFunction")
+    routes = {route.event_name: route for route in spec.routes}
+    missing = set(PARAMETERS) - set(routes)
+    if missing:
+        raise SystemExit(f"StatsFunction has no route {', '.join(sorted(missing))} in template.yaml")
+    environment = {**rollup_spec.environment, **spec.environment, "POWERTOOLS_TRACE_DISABLED": "true"}
+    sizes = {"small": small, "large": large}
+    tenants = {
+        key: TenantSpec(key, f"Bench {key} {count:,}", "Europe/Kyiv", users, 0.5) for key, count in sizes.items()
+    }
+    with mocked_aws(template, environment) as moto:
+        from tracker.dynamodb import DynamoTenantStore
+        from tracker.dynamodb_aggregates import DynamoAggregateStore
+        from tracker.rollup import run_rollup
+
+        started = time.perf_counter()
+        events_table, tenants_table = moto.tables["EventsTable"], moto.tables["TenantsTable"]
+        direct: Any = moto.direct
+        setup_tenants = DynamoTenantStore(direct, tenants_table)
+        generated = datetime.now(UTC)
+        ids = create_tenants(setup_tenants, tenants.values(), generated - timedelta(days=3))
+        last_hour = generated.replace(minute=0, second=0, microsecond=0)
+        rng = random.Random(SEED)  # noqa: S311 - reproducible test data
+        data: dict[str, list[EventRecord]] = {}
+        for key, count in sizes.items():
+            log(f"stats: writing {count:,} events of tenant {key}")
+            events = grid(rng, ids[key], count, users=users, hours=HOURS, last_hour=last_hour, prefix=key)
+            write_events(moto.direct, events_table, events)
+            data[key] = events
+        log(f"stats: rolling up {small + large:,} events")
+        store = DynamoAggregateStore(direct, moto.tables["AggregatesTable"], events_table)
+        with large_commits():
+            report = run_rollup(
+                store,
+                zone_reader(setup_tenants),
+                now=datetime.now(UTC),
+                settle=timedelta(0),
+                initial_lookback=timedelta(hours=HOURS + 2),
+            )
+        if not report.finished or report.events != small + large:
+            raise RuntimeError(f"the set-up rollup counted {report.events} of {small + large} events: {report}")
+        setup_seconds = time.perf_counter() - started
+
+        handler = _load_handler(spec)
+        from local_stack.lambdas import LambdaContext, WorkerSetup
+
+        setup = WorkerSetup.of(spec, dict(environment))
+        tenant_context = {key: {"tenant_id": ids[key], "timezone": "Europe/Kyiv"} for key in sizes}
+        for attempt in range(2):
+            hour_before = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+            def new_context() -> Any:
+                return LambdaContext(setup, str(uuid.uuid4()), "bench")
+
+            measured = _measure(
+                routes=routes,
+                handler=handler,
+                tenants=tenant_context,
+                data=data,
+                context=new_context,
+                client=moto.client,
+            )
+            if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour_before:
+                break
+            log(f"stats: an hour began during the measurement (attempt {attempt + 1}); measuring again")
+    comparison = {
+        name: {
+            "requests_equal": result["small"]["dynamodb"]["requests"] == result["large"]["dynamodb"]["requests"],
+            "items_read_equal": result["small"]["dynamodb"]["total_items_read"]
+            == result["large"]["dynamodb"]["total_items_read"],
+        }
+        for name, result in measured.items()
+    }
+    return {
+        "events": sizes,
+        "users": users,
+        "hours": HOURS,
+        "actions": len(ACTIONS),
+        "timezone": "Europe/Kyiv",
+        "setup_seconds": round(setup_seconds, 1),
+        "routes": measured,
+        "all_equal": all(all(entry.values()) for entry in comparison.values()),
+        "comparison": comparison,
+    }
+
+
+def _measure(
+    *,
+    routes: dict[str, Any],
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    tenants: dict[str, dict[str, str]],
+    data: dict[str, list[EventRecord]],
+    context: Callable[[], Any],
+    client: Any,
+) -> dict[str, Any]:
+    measured: dict[str, Any] = {}
+    for event_name, query in PARAMETERS.items():
+        route = routes[event_name]
+        path_parameters = {"user_id": user_id(0)} if "{user_id}" in route.path else {}
+        if "{action}" in route.path:
+            path_parameters["action"] = ACTION
+        per_size: dict[str, Any] = {
+            "route": f"GET {route.path}",
+            "query": query,
+            "description": DESCRIPTIONS[event_name],
+        }
+        for key, tenant in tenants.items():
+            event = _proxy_event(route.path, path_parameters, query, tenant)
+            with Recorder(client) as recorder, _quiet_stdout():
+                started = time.perf_counter()
+                answer = handler(event, context())
+                milliseconds = (time.perf_counter() - started) * 1000
+            body = json.loads(answer.get("body") or "{}")
+            per_size[key] = {
+                "status": answer.get("statusCode"),
+                "ms": round(milliseconds, 1),
+                "dynamodb": recorder.counts.as_dict(),
+                "answer_matches_data": answer.get("statusCode") == 200 and _sanity(event_name, body, data[key]),
+                "items_in_answer": len(body.get("items", [])),
+            }
+        measured[event_name] = per_size
+    return measured
