@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from tracker import stats
 from tracker.aggregates import ACTION_PREFIX, AggregateKey, Chunk, ReceivedEvent, UserDayActions, action_counts
-from tracker.calendar import dates, local_date, local_hour_start
+from tracker.calendar import dates, local_date, windows
 from tracker.rollup import MAX_ITEMS_PER_COMMIT, Progress, RollupConflict, RollupReport, RollupStore, run_rollup
 from tracker.stats import AggregateItem, StatsStore, TenantClock
 from tracker.timefmt import format_utc
@@ -483,8 +483,9 @@ def check_statistics(
     hours = top_hours or min(720, int((now - first) / timedelta(hours=1)) + 2)
     top = stats.top_users(store, clock, hours, top_limit)
     assert top.as_of == reference.as_of
-    assert top.to == local_hour_start(now, zone) + timedelta(hours=1)
-    assert top.to - top.from_ == timedelta(hours=hours)
+    ((_, current_end),) = windows(now, now + timedelta(milliseconds=1), "1h", zone)
+    assert top.to == current_end, "top users end with the current local hour"
+    assert len(list(windows(top.from_, top.to, "1h", zone))) == hours, "and span `hours` local hours"
     assert [(u.user_id, u.count) for u in top.items] == reference.top_users(top.from_, top.to, top_limit), "top"
 
     days_range = stats.date_range(clock, local_date(first, zone), local_date(last, zone))

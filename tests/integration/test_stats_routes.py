@@ -95,6 +95,14 @@ def _clear_caches() -> None:
     tracker_settings.get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_client_and_settings(_environment: None) -> Iterator[None]:
+    """Each test makes its own client and settings from this module's environment (both are cached)."""
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
 @pytest.fixture(scope="module")
 def stats_app(_environment: None) -> ModuleType:
     """functions/stats/app.py, imported under a name of its own."""
@@ -186,6 +194,13 @@ class Data:
 def api(stats_app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Api:
     monkeypatch.setattr(stats_app, "utc_now", lambda: NOW)
     return Api(stats_app)
+
+
+@pytest.fixture
+def no_tables() -> Iterator[None]:
+    """moto without tables: a request refused before it reads anything needs none (and would fail if it read)."""
+    with mock_aws():
+        yield
 
 
 @pytest.fixture
@@ -425,7 +440,7 @@ def test_each_sample_event_is_answered_with_as_of(api: Api, empty: Data, name: s
     ],
 )
 def test_out_of_range_parameters_are_a_422_naming_the_field(
-    api: Api, empty: Data, sample: str, params: dict[str, str], path: dict[str, str], field: str
+    api: Api, no_tables: None, sample: str, params: dict[str, str], path: dict[str, str], field: str
 ) -> None:
     status, body = api.get(sample, params, **path)
     assert status == 422
@@ -447,7 +462,7 @@ def test_out_of_range_parameters_are_a_422_naming_the_field(
         ("action_daily", {"from": "2025-10-32"}),
     ],
 )
-def test_unparseable_parameters_are_a_400(api: Api, empty: Data, sample: str, params: dict[str, str]) -> None:
+def test_unparseable_parameters_are_a_400(api: Api, no_tables: None, sample: str, params: dict[str, str]) -> None:
     status, body = api.get(sample, params)
     assert status == 400
     assert body["error"]["code"] == "bad_request"

@@ -240,8 +240,10 @@ def test_dates_lists_every_day_between_both_ends_included() -> None:
 
 # ---------------------------------------------------------------- properties, any zone and range
 
-# Zones with whole-hour DST changes (one at local midnight: Santiago) and fixed :30/:45 offsets.
+# Zones with whole-hour DST changes (one at local midnight: Santiago), a 30-minute one (Lord Howe),
+# and :30/:45 offsets.
 ZONES = [
+    "Australia/Lord_Howe",
     "UTC",
     "Europe/Kyiv",
     "America/New_York",

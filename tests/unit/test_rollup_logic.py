@@ -414,13 +414,15 @@ def test_more_than_1000_windows_are_refused() -> None:
 
 # ---------------------------------------------------------------- property: any stream, any faults
 
-ZONES = ["UTC", "Europe/Kyiv", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"]
+ZONES = ["UTC", "Europe/Kyiv", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
 ANCHORS = [
     datetime(2025, 3, 30, 0, 0, tzinfo=UTC),  # Kyiv springs forward at 01:00Z
     datetime(2025, 10, 26, 0, 0, tzinfo=UTC),  # Kyiv falls back at 01:00Z
     datetime(2025, 3, 9, 5, 0, tzinfo=UTC),  # New York springs forward at 07:00Z
     datetime(2025, 11, 2, 4, 0, tzinfo=UTC),  # New York falls back at 06:00Z
     datetime(2025, 6, 14, 17, 0, tzinfo=UTC),  # midnight in Kolkata (18:30Z) and Kathmandu (18:15Z)
+    datetime(2025, 4, 5, 13, 0, tzinfo=UTC),  # Lord Howe falls back 30 minutes at 15:00Z
+    datetime(2025, 10, 4, 14, 0, tzinfo=UTC),  # Lord Howe springs forward 30 minutes at 15:30Z
 ]
 any_fault = st.one_of(st.just(Fault()), faults(max_at=4))
 events_strategy = st.tuples(

@@ -117,11 +117,14 @@ def instant_range(
 
 
 def date_range(clock: TenantClock, start: date | datetime | None, end: date | datetime | None) -> list[date]:
-    """The local dates a range touches; by default the last 7 days up to and including today."""
+    """The local dates a range touches; by default 7 days, ending today (or on the day of ``to``)."""
     today = local_date(clock.now, clock.zone)
     default_end = day_start(today + timedelta(days=1), clock.zone)
     end_at = default_end if end is None else _instant(end, clock.zone, end_of_day=True)
-    start_at = day_start(today - timedelta(days=6), clock.zone) if start is None else _instant(start, clock.zone, False)
+    last_day = local_date(end_at - MILLISECOND, clock.zone)
+    start_at = (
+        day_start(last_day - timedelta(days=6), clock.zone) if start is None else _instant(start, clock.zone, False)
+    )
     _check_range(start_at, end_at, clock.zone, _whole_days(start, end))
     return dates(local_date(start_at, clock.zone), local_date(end_at - MILLISECOND, clock.zone))
 
