@@ -86,7 +86,15 @@ def generate(template: Template) -> dict[str, Any]:
     if failures:
         raise OpenApiError("\n".join(failures))
     _apply_template_auth(document, template)
+    _no_body_for_no_content(document)
     return _one_error_shape(document)
+
+
+def _no_body_for_no_content(document: dict[str, Any]) -> None:
+    """A 204 has no body, whatever the route's return annotation made Powertools write."""
+    for operations in (document.get("paths") or {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).get("204", {}).pop("content", None)
 
 
 # Powertools documents its own 422 body where a route declares none; this API answers every
