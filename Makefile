@@ -29,9 +29,10 @@ scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on
 	@! grep -q "could not be audited" .venv/pip-audit.txt || echo "pip-audit: the vulnerability service was out of reach for some packages (listed in .venv/pip-audit.txt); they were not audited."
 	$(VENV)/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
-lint: $(DEV_STAMP)
+lint: $(DEV_STAMP) ## ruff, and the architecture contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=layers/tracker $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(DEV_STAMP)
 	$(VENV)/bin/mypy layers/tracker/tracker functions local_stack ops

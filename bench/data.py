@@ -1,4 +1,4 @@
-"""Synthetic tenants and events, written the way ingest stores them (``tracker.dynamodb.event_to_item``)."""
+"""Synthetic tenants and events, written the way ingest stores them (``events_table.event_to_item``)."""
 
 from __future__ import annotations
 
@@ -146,14 +146,14 @@ def grid(
 
 def write_events(direct: DirectClient, table: str, events: Iterable[EventRecord]) -> int:
     """Straight into moto's table: the items ingest would have put."""
-    from tracker.dynamodb import event_to_item
+    from tracker.adapters.events_table import event_to_item
 
     return direct.put_items(table, (event_to_item(event) for event in events))
 
 
 def write_events_with_client(client: Any, table: str, events: list[EventRecord]) -> int:
     """The same through a boto3 client (BatchWriteItem, 25 at a time): slower, for cross-checks."""
-    from tracker.dynamodb import event_to_item
+    from tracker.adapters.events_table import event_to_item
 
     for offset in range(0, len(events), 25):
         requests = [{"PutRequest": {"Item": event_to_item(event)}} for event in events[offset : offset + 25]]

@@ -1,6 +1,6 @@
 """DynamoDB on moto for the cost sections: request and item counting, and a fast path for the set-up.
 
-``Recorder`` hooks the product's own client (``tracker.dynamodb.dynamodb_client()``): ``before-call`` counts
+``Recorder`` hooks the product's own client (``tracker.adapters.dynamodb.dynamodb_client()``): ``before-call`` counts
 requests per operation, ``after-call`` counts the items read (``Items`` of Query, ``Responses`` of
 BatchGetItem, ``Item`` of GetItem) and estimates the read request units they cost on DynamoDB.
 
@@ -312,7 +312,7 @@ def mocked_aws(template: Template, environment: dict[str, str], *, fast: bool = 
             **environment,
         }
     )
-    from tracker.dynamodb import dynamodb_client
+    from tracker.adapters.dynamodb import dynamodb_client
     from tracker.settings import get_settings
 
     try:

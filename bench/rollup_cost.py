@@ -1,11 +1,11 @@
 """Section 3: what one rollup run asks of DynamoDB, per event, with and without older events.
 
 In-process on moto (``mock_aws``) with the template's tables. The tenants and every event are written
-straight into moto (the items ``tracker.dynamodb.event_to_item`` makes, as ingest stores them); older
+straight into moto (the items ``tracker.adapters.events_table.event_to_item`` makes, as ingest stores them); older
 events are rolled up by a first run at ``t0`` (the product's rollup through ``bench.dynamo.DirectClient``,
 with larger chunks: set-up only, checked by ``speedups_check`` and by the totals). Then the events
 received since (``t0 - settle`` to ``t1 - settle``) are counted by one ``tracker.rollup.run_rollup`` at
-``t1``, on the product's own client (``tracker.dynamodb.dynamodb_client()``), whose requests and items
+``t1``, on the product's own client (``tracker.adapters.dynamodb.dynamodb_client()``), whose requests and items
 read are counted with botocore hooks.
 
 - A: 100,000 older events (received over the 3 previous days, each a few seconds to 2 minutes after it
@@ -106,9 +106,9 @@ def scenario(
     """Sets up ``old`` (rolled up at ``t0``) and ``new``, then measures one rollup run at ``t1``."""
     spec = function(template, "RollupFunction")
     with mocked_aws(template, spec.environment, fast=fast) as moto:
+        from tracker.adapters.aggregates_table import DynamoAggregateStore, aggregate_store
+        from tracker.adapters.tenants_table import DynamoTenantStore, tenant_store
         from tracker.aggregates import tenant_days_partition
-        from tracker.dynamodb import DynamoTenantStore, tenant_store
-        from tracker.dynamodb_aggregates import DynamoAggregateStore, aggregate_store
         from tracker.rollup import run_rollup
         from tracker.settings import get_settings
 
@@ -208,7 +208,7 @@ def _events(count_old: int, count_new: int, clock: Clock) -> tuple[list[EventRec
 
 def _event_item_sizes(template: Template, event: EventRecord) -> dict[str, int]:
     """What one ingested event weighs in the Events table and in each GSI (its projection)."""
-    from tracker.dynamodb import event_to_item
+    from tracker.adapters.events_table import event_to_item
 
     item = event_to_item(event)
     table = template.tables["EventsTable"].create_kwargs

@@ -146,8 +146,8 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         key: TenantSpec(key, f"Bench {key} {count:,}", "Europe/Kyiv", users, 0.5) for key, count in sizes.items()
     }
     with mocked_aws(template, environment) as moto:
-        from tracker.dynamodb import DynamoTenantStore
-        from tracker.dynamodb_aggregates import DynamoAggregateStore
+        from tracker.adapters.aggregates_table import DynamoAggregateStore
+        from tracker.adapters.tenants_table import DynamoTenantStore
         from tracker.rollup import run_rollup
 
         started = time.perf_counter()

@@ -71,7 +71,7 @@ def _bootstrap_admin_key(template: Template, emulation: dict[str, str]) -> tuple
     os.environ.update(emulation)
     os.environ["TENANTS_TABLE"] = template.tables[ADMIN_TABLE].name
     sys.path[:0] = [str(path) for path in template.layers.values() if str(path) not in sys.path]
-    from tracker.dynamodb import tenant_store  # noqa: PLC0415 - the layer is on sys.path only now
+    from tracker.adapters.tenants_table import tenant_store  # noqa: PLC0415 - the layer is on sys.path only now
     from tracker.tenants import create_admin_key  # noqa: PLC0415
 
     created = create_admin_key(tenant_store(), api_key=os.environ.get("ADMIN_API_KEY"))

@@ -17,7 +17,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "tracker"))
 
-from tracker.dynamodb import tenant_store
+from tracker.adapters.tenants_table import tenant_store
 from tracker.tenants import create_admin_key
 
 

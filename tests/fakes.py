@@ -1,6 +1,6 @@
-"""In-memory stores that keep the promises of ``tracker.storage`` (the unit tests' stand-ins for DynamoDB).
+"""In-memory stores that keep the promises of ``tracker.interfaces`` (the unit tests' stand-ins for DynamoDB).
 
-They mirror what ``tracker.dynamodb`` does with DynamoDB, without a network:
+They mirror what ``tracker.adapters.dynamodb`` does with DynamoDB, without a network:
 
 - events: one record per ``(tenant, event_id)``; a user's events ordered by ``occurred_key``
   (``{occurred_at}#{event_id}``), filtered to ``[start, end)``, an optional action, ``limit`` items
@@ -8,7 +8,7 @@ They mirror what ``tracker.dynamodb`` does with DynamoDB, without a network:
 - tenants: one name per tenant (case-insensitive, as the name reservation item does), keys by owner
   and by hash, tenants listed by ``{created_at}#{tenant_id}``, ``None`` as the position of the last page;
 - usage plans: each tenant's usage key in the default plan, or in a plan of its own while its rate
-  limit is overridden (what ``tracker.usage_plans`` does with API Gateway).
+  limit is overridden (what ``tracker.adapters.usage_plans`` does with API Gateway).
 
 Records are copied in and out, as a round trip through a real store would.
 """
@@ -19,8 +19,8 @@ import itertools
 import secrets
 from collections.abc import Callable
 
+from tracker.interfaces import DuplicateName, TemporarilyUnavailable, UserEventsQuery
 from tracker.records import ApiKeyRecord, EventRecord, RateLimitRecord, TenantRecord
-from tracker.storage import DuplicateName, StoreUnavailable, UserEventsQuery
 from tracker.timefmt import format_utc
 
 
@@ -34,14 +34,14 @@ class InMemoryEventStore:
         self.put_calls = 0
         self.query_calls = 0
         self.down = False
-        """When True every call raises StoreUnavailable, as the DynamoDB store does after its retries."""
+        """When True every call raises TemporarilyUnavailable, as the DynamoDB store does after its retries."""
         self.fail_put: Callable[[EventRecord], bool] = lambda _record: False
-        """Which puts fail with StoreUnavailable (to reject some events of a batch)."""
+        """Which puts fail with TemporarilyUnavailable (to reject some events of a batch)."""
 
     def put_new(self, record: EventRecord) -> EventRecord | None:
         self.put_calls += 1
         if self.down or self.fail_put(record):
-            raise StoreUnavailable("the in-memory store is down")
+            raise TemporarilyUnavailable("the in-memory store is down")
         key = (record.tenant_id, record.event_id)
         existing = self.records.get(key)
         if existing is not None:
@@ -52,7 +52,7 @@ class InMemoryEventStore:
     def query_user_events(self, query: UserEventsQuery) -> tuple[list[EventRecord], bool]:
         self.query_calls += 1
         if self.down:
-            raise StoreUnavailable("the in-memory store is down")
+            raise TemporarilyUnavailable("the in-memory store is down")
         matching = [
             record
             for record in self.records.values()
@@ -75,7 +75,7 @@ class InMemoryEventStore:
 
     def ping(self) -> None:
         if self.down:
-            raise StoreUnavailable("the in-memory store is down")
+            raise TemporarilyUnavailable("the in-memory store is down")
 
 
 def _list_position(tenant: TenantRecord) -> str:
@@ -158,7 +158,7 @@ class InMemoryUsagePlans:
 
     def create_tenant_key(self, tenant_id: str) -> tuple[str, str]:
         if self.down:
-            raise StoreUnavailable("API Gateway is down")
+            raise TemporarilyUnavailable("API Gateway is down")
         key_id = f"uk{next(self._ids):04d}"
         value = secrets.token_urlsafe(30)
         self.key_tenant[key_id] = tenant_id
@@ -168,14 +168,14 @@ class InMemoryUsagePlans:
 
     def delete_tenant_key(self, key_id: str) -> None:
         if self.down:
-            raise StoreUnavailable("API Gateway is down")
+            raise TemporarilyUnavailable("API Gateway is down")
         self.key_tenant.pop(key_id, None)
         self.key_values.pop(key_id, None)
         self.plan_of_key.pop(key_id, None)
 
     def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
         if self.down or key_id not in self.key_tenant:
-            raise StoreUnavailable("API Gateway did not take the rate limit")
+            raise TemporarilyUnavailable("API Gateway did not take the rate limit")
         own = f"{DEFAULT_PLAN}-{tenant_id}"
         if limit is None:
             self.own_plans.pop(own, None)

@@ -35,9 +35,10 @@ from hypothesis import strategies as st
 
 from tracker import stats
 from tracker.aggregates import ACTION_PREFIX, AggregateKey, Chunk, ReceivedEvent, UserDayActions, action_counts
-from tracker.calendar import dates, local_date, windows
-from tracker.rollup import MAX_ITEMS_PER_COMMIT, Progress, RollupConflict, RollupReport, RollupStore, run_rollup
-from tracker.stats import AggregateItem, StatsStore, TenantClock
+from tracker.interfaces import AggregateItem, Progress, RollupConflict, RollupStore, StatsStore
+from tracker.local_calendar import dates, local_date, windows
+from tracker.rollup import MAX_ITEMS_PER_COMMIT, RollupReport, run_rollup
+from tracker.stats import TenantClock
 from tracker.timefmt import format_utc
 
 # ---------------------------------------------------------------- moto, made fast enough

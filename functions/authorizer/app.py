@@ -5,13 +5,15 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tracker.adapters.tenants_table import tenant_store
 from tracker.auth import authenticate, policy
-from tracker.dynamodb import tenant_store
 from tracker.errors import Unauthorized
 from tracker.observability import logger, metrics, tracer
 from tracker.records import RateLimitRecord
 from tracker.request_body import header
-from tracker.settings import get_settings
+from tracker.settings import get_settings, require_settings
+
+require_settings("tenants_table")  # fail at init, naming what is missing
 
 
 @logger.inject_lambda_context(clear_state=True)

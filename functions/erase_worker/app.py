@@ -5,10 +5,14 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tracker.dynamodb import erasure_store, event_store
-from tracker.dynamodb_aggregates import aggregate_store
+from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.events_table import event_store
+from tracker.adapters.tenants_table import erasure_store
 from tracker.erasure import erase_user
 from tracker.observability import logger, metrics, tracer
+from tracker.settings import require_settings
+
+require_settings("tenants_table", "events_table", "aggregates_table")  # fail at init, naming what is missing
 
 
 @logger.inject_lambda_context(clear_state=True)

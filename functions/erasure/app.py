@@ -3,8 +3,10 @@
 from aws_lambda_powertools.event_handler import Response
 
 from tracker import erasure
-from tracker.dynamodb import erasure_store
-from tracker.http import (
+from tracker.adapters.lambda_invoke import start_erasure_worker
+from tracker.adapters.tenants_table import erasure_store
+from tracker.models import ErasureAccepted, ErasureOut
+from tracker.rest import (
     create_app,
     documented,
     error_responses,
@@ -13,8 +15,9 @@ from tracker.http import (
     path_parameter,
     tenant_id_of,
 )
-from tracker.lambda_invoke import start_erasure_worker
-from tracker.models import ErasureAccepted, ErasureOut
+from tracker.settings import require_settings
+
+require_settings("tenants_table", "erase_worker_function")  # fail at init, naming what is missing
 
 app = create_app()
 

@@ -1,8 +1,11 @@
 """GET /v1/health: 200 when the store answers, 503 when it does not. No key needed."""
 
-from tracker.dynamodb import event_store
-from tracker.http import create_app, documented, lambda_entry
+from tracker.adapters.events_table import event_store
 from tracker.models import Health
+from tracker.rest import create_app, documented, lambda_entry
+from tracker.settings import require_settings
+
+require_settings("events_table")  # fail at init, naming what is missing
 
 app = create_app()
 

@@ -7,12 +7,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tracker import events
-from tracker.dynamodb import event_store
-from tracker.http import create_app, documented, error_responses, lambda_entry, model_response, tenant_id_of
+from tracker.adapters.events_table import event_store
 from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.observability import metrics
-from tracker.settings import get_settings
+from tracker.rest import create_app, documented, error_responses, lambda_entry, model_response, tenant_id_of
+from tracker.settings import get_settings, require_settings
 from tracker.timefmt import utc_now
+
+require_settings("events_table")  # fail at init, naming what is missing
 
 app = create_app()
 

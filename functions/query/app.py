@@ -4,10 +4,13 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from tracker.dynamodb import event_store
+from tracker.adapters.events_table import event_store
 from tracker.events import EventFilter, query_user_events
-from tracker.http import create_app, documented, lambda_entry, path_parameter, tenant_id_of
 from tracker.models import Action, EventPage, QueryTime
+from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of
+from tracker.settings import require_settings
+
+require_settings("events_table")  # fail at init, naming what is missing
 
 app = create_app()
 

@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tracker.dynamodb import tenant_store
-from tracker.dynamodb_aggregates import aggregate_store
+from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.tenants_table import tenant_store
 from tracker.observability import logger, metrics, tracer
 from tracker.rollup import run_rollup
-from tracker.settings import get_settings
+from tracker.settings import get_settings, require_settings
 from tracker.timefmt import format_utc, utc_now
+
+require_settings("aggregates_table", "events_table", "tenants_table")  # fail at init, naming what is missing
 
 # Stop starting new commits this long before the function's timeout; the next run goes on.
 TIMEOUT_MARGIN_MS = 20_000

@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
-from tracker.dynamodb_aggregates import aggregate_store
-from tracker.http import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
+from tracker.adapters.aggregates_table import aggregate_store
 from tracker.models import (
     Action,
     ActionDaily,
@@ -18,7 +17,11 @@ from tracker.models import (
     Trend,
     UserActivity,
 )
+from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
+from tracker.settings import require_settings
 from tracker.timefmt import utc_now
+
+require_settings("aggregates_table")  # fail at init, naming what is missing
 
 app = create_app()
 STATS_ERRORS = (400, 401, 403, 422, 429, 503)

@@ -6,12 +6,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from tracker import tenants
-from tracker.dynamodb import tenant_store
-from tracker.http import create_app, documented, error_responses, lambda_entry, model_response, require_admin
+from tracker.adapters.tenants_table import tenant_store
+from tracker.adapters.usage_plans import usage_plans
 from tracker.models import ApiKeyCreated, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
-from tracker.usage_plans import usage_plans
+from tracker.rest import create_admin_app, documented, error_responses, lambda_entry, model_response
+from tracker.settings import require_settings
 
-app = create_app()
+require_settings("tenants_table", "usage_plan_name")  # fail at init, naming what is missing
+
+app = create_admin_app()
 ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
 
 
@@ -25,7 +28,6 @@ ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
     },
 )
 def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCreated]:
-    require_admin(app)
     return model_response(201, tenants.create_tenant(tenant_store(), usage_plans(), request))
 
 
@@ -39,7 +41,6 @@ def list_tenants(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> TenantPage:
-    require_admin(app)
     return tenants.list_tenants(tenant_store(), limit, cursor)
 
 
@@ -50,7 +51,6 @@ def list_tenants(
     responses=documented(TenantOut, *ADMIN_ERRORS),
 )
 def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
-    require_admin(app)
     return tenants.update_tenant(tenant_store(), usage_plans(), tenant_id, patch)
 
 
@@ -64,7 +64,6 @@ def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> Tena
     },
 )
 def create_key(tenant_id: str) -> Response[ApiKeyCreated]:
-    require_admin(app)
     return model_response(201, tenants.create_key(tenant_store(), tenant_id))
 
 
@@ -75,7 +74,6 @@ def create_key(tenant_id: str) -> Response[ApiKeyCreated]:
     responses={204: {"description": "Revoked"}, **error_responses(*ADMIN_ERRORS)},
 )
 def revoke_key(tenant_id: str, key_id: str) -> Response[None]:
-    require_admin(app)
     tenants.revoke_key(tenant_store(), tenant_id, key_id)
     return Response(status_code=204)
 

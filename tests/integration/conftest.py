@@ -54,7 +54,7 @@ def boto_session(template: Template, aws_environment: None) -> Iterator[boto3.Se
     The functions' cached DynamoDB client, too, lives as long as the session, as in a warm Lambda
     process; moto intercepts the calls of clients made before ``mock_aws`` starts all the same.
     """
-    from tracker.dynamodb import dynamodb_client
+    from tracker.adapters.dynamodb import dynamodb_client
     from tracker.settings import get_settings
 
     yield boto3.Session(region_name=template.region)
@@ -93,7 +93,7 @@ def reset_metrics(function_modules: dict[str, ModuleType]) -> Iterator[None]:
     """Powertools Metrics state is per process: each test starts with no metric and a cold start."""
     from aws_lambda_powertools.metrics.provider import cold_start
 
-    from tracker.http import metrics
+    from tracker.rest import metrics
 
     metrics.clear_metrics()
     metrics.clear_default_dimensions()

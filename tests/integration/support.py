@@ -21,7 +21,8 @@ from unittest import mock
 from urllib.parse import quote
 
 from local_stack.template import FunctionSpec, Template
-from tracker.dynamodb import DynamoEventStore, DynamoTenantStore
+from tracker.adapters.events_table import DynamoEventStore
+from tracker.adapters.tenants_table import DynamoTenantStore
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO / "events"
@@ -30,13 +31,21 @@ STAGE = "dev"
 
 
 def load_function_module(spec: FunctionSpec) -> ModuleType:
-    """``functions/<name>/app.py`` as a module of its own, whatever other functions call their module."""
+    """``functions/<name>/app.py`` as a module of its own, whatever other functions call their module,
+    imported in the function's template environment as Lambda's init would."""
+    from tracker.settings import get_settings
+
     path = spec.code_uri / f"{spec.handler_module.replace('.', '/')}.py"
     module_spec = importlib.util.spec_from_file_location(f"function_{spec.logical_id.lower()}", path)
     assert module_spec is not None
     assert module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    with mock.patch.dict(os.environ, spec.environment):
+        get_settings.cache_clear()
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            get_settings.cache_clear()
     return module
 
 

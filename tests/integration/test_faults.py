@@ -5,7 +5,7 @@ right after its write, rollups that crash or are throttled half way. Whatever ha
 tell the truth, nothing is lost and nothing is stored or counted twice.
 
 botocore's retry sleeps are recorded instead of slept (its retry decisions and delays are its own),
-and so are ``tracker.dynamodb.batch_write``'s: no test waits out a real backoff.
+and so are ``tracker.adapters.dynamodb.batch_write``'s: no test waits out a real backoff.
 """
 
 from __future__ import annotations
@@ -27,20 +27,20 @@ import pytest
 
 from local_stack.template import Template
 from tests.rollup_fakes import Crash, CrashingStore, moto_transactions_copy_each_table_once
-from tracker import dynamodb as tracker_dynamodb
-from tracker.dynamodb import (
+from tracker.adapters import dynamodb as tracker_dynamodb
+from tracker.adapters.aggregates_table import DynamoAggregateStore, aggregate_store
+from tracker.adapters.dynamodb import (
     BACKOFF_ATTEMPTS,
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
-    DynamoErasureStore,
     batch_write,
     dynamodb_client,
 )
-from tracker.dynamodb_aggregates import DynamoAggregateStore, aggregate_store
+from tracker.adapters.tenants_table import DynamoErasureStore
+from tracker.interfaces import RollupStore, TemporarilyUnavailable
 from tracker.records import ErasureRecord
-from tracker.rollup import RollupReport, RollupStore, run_rollup
+from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import Settings, get_settings
-from tracker.storage import StoreUnavailable
 from tracker.timefmt import format_utc, parse_utc, utc_now
 
 from . import support
@@ -120,7 +120,7 @@ def faults(
 
 @dataclass
 class Backoff:
-    """What ``tracker.dynamodb.batch_write`` drew (the bound of each jittered delay) and slept."""
+    """What ``tracker.adapters.dynamodb.batch_write`` drew (the bound of each jittered delay) and slept."""
 
     bounds: list[float] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
@@ -430,8 +430,8 @@ def test_batch_write_gives_up_with_store_unavailable_when_items_stay_unprocessed
     # Given a DynamoDB that never processes anything
     faults.unprocessed(dynamodb, rounds=None, keep=0)
     requests = [{"PutRequest": {"Item": {"pk": {"S": f"bw-{i}"}}}} for i in range(5)]
-    # When batch_write runs, then it raises StoreUnavailable after its last backoff, not forever
-    with pytest.raises(StoreUnavailable):
+    # When batch_write runs, then it raises TemporarilyUnavailable after its last backoff, not forever
+    with pytest.raises(TemporarilyUnavailable):
         batch_write(client, events_table(template), requests)
     assert faults.calls["BatchWriteItem"] == BACKOFF_ATTEMPTS + 1
     assert backoff.bounds == expected_bounds(BACKOFF_ATTEMPTS)
@@ -487,7 +487,7 @@ def test_an_erasure_that_gives_up_on_unprocessed_items_fails_and_completes_when_
     faults.unprocessed(dynamodb, rounds=None, keep=0)
     worker_event = {"tenant_id": TENANT, "erasure_id": erasure_id}
     # When the worker runs, it gives up after its backoffs and the erasure is marked failed
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(TemporarilyUnavailable):
         functions.invoke("EraseWorkerFunction", worker_event)
     assert len(backoff.delays) == BACKOFF_ATTEMPTS
     status = functions.http(
@@ -664,8 +664,8 @@ def test_a_rollup_whose_commit_stays_throttled_stops_without_it_and_the_next_run
     events = _seventy_users(functions)
     store = rollup_store(template)
     faults.fail_transaction(THROTTLING, index)
-    # When the rollup runs, it stops with StoreUnavailable once botocore's retries are spent
-    with pytest.raises(StoreUnavailable):
+    # When the rollup runs, it stops with TemporarilyUnavailable once botocore's retries are spent
+    with pytest.raises(TemporarilyUnavailable):
         roll_up(store)
     assert faults.calls["TransactWriteItems"] == index + client.meta.config.retries["total_max_attempts"]
     # And that chunk was not committed: the progress is the one of the commits before it

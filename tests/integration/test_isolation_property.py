@@ -28,8 +28,8 @@ from moto import mock_aws
 from local_stack.aws import create_tables
 from local_stack.template import Template
 from tracker import stats
-from tracker.calendar import local_date, local_hour_start
-from tracker.dynamodb_aggregates import aggregate_store
+from tracker.adapters.aggregates_table import aggregate_store
+from tracker.local_calendar import local_date, local_hour_start
 from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import get_settings
 from tracker.timefmt import format_utc, parse_utc, utc_now

@@ -147,7 +147,7 @@ def test_every_http_function_counts_requests_by_route(functions: Functions, caps
 @pytest.fixture
 def log_stream(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """The functions' Powertools logger, writing to a buffer instead of the stdout it bound at import."""
-    from tracker.http import logger
+    from tracker.rest import logger
 
     buffer = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", buffer)

@@ -35,12 +35,14 @@ from tests.rollup_fakes import (
     moto_transactions_copy_each_table_once,
     rollup_under_fault,
 )
-from tracker import dynamodb, stats
 from tracker import settings as tracker_settings
-from tracker.calendar import local_hour_start
-from tracker.dynamodb import event_store, tenant_store
-from tracker.dynamodb_aggregates import aggregate_store
+from tracker import stats
+from tracker.adapters import dynamodb
+from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.events_table import event_store
+from tracker.adapters.tenants_table import tenant_store
 from tracker.events import ingest_batch, prepare_event
+from tracker.local_calendar import local_hour_start
 from tracker.records import ApiKeyRecord, TenantRecord
 from tracker.rollup import MAX_ITEMS_PER_COMMIT, RollupReport, run_rollup
 from tracker.timefmt import format_utc, parse_utc
@@ -510,7 +512,7 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
 ) -> None:
     from aws_lambda_powertools.metrics.provider import cold_start
 
-    from tracker.http import metrics
+    from tracker.rest import metrics
 
     # Given a tenant in Kyiv, and events received before each sample schedule's time minus the settle time
     rule_event, scheduler_input = _sample("scheduled_event.json"), _sample("scheduler_input.json")
@@ -528,7 +530,7 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
     stack.ingest(TENANT, first_batch, first_time - settle - timedelta(minutes=5))
     stack.ingest(TENANT, [stack.raw("u1", "edit", first_time)], first_time - settle + timedelta(seconds=1))
     handler = _load_rollup_handler()
-    if metrics.namespace is None:  # tracker.http was imported before this environment was set
+    if metrics.namespace is None:  # tracker.rest was imported before this environment was set
         metrics.namespace = stack_template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
     metrics.clear_metrics()
     cold_start.is_cold_start = False

@@ -18,7 +18,7 @@ import pytest
 
 from local_stack.template import Template
 from tests.iam import allows
-from tracker.dynamodb import DynamoErasureStore
+from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.events import prepare_event
 from tracker.records import ApiKeyRecord, ErasureRecord, TenantRecord
 from tracker.tenants import hash_api_key

@@ -158,7 +158,7 @@ def admin_event(method: str, resource: str, **kwargs: Any) -> dict[str, Any]:
 @pytest.fixture
 def log_stream(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """The functions' Powertools logger, writing to a buffer instead of the stdout it bound at import."""
-    from tracker.http import logger
+    from tracker.rest import logger
 
     buffer = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", buffer)
@@ -168,7 +168,7 @@ def log_stream(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 @pytest.fixture
 def traces(monkeypatch: pytest.MonkeyPatch) -> TraceRecorder:
     """Tracer's subsegments, recorded (tests disable the X-Ray SDK, which would drop them)."""
-    from tracker.http import tracer
+    from tracker.rest import tracer
 
     recorder = TraceRecorder()
     monkeypatch.setattr(tracer.provider, "in_subsegment", recorder.in_subsegment)

@@ -20,10 +20,10 @@ from moto import mock_aws
 from local_stack.aws import create_tables
 from local_stack.template import REPO_ROOT, Template, load_template
 from tests.rollup_fakes import Reference, StoredEvent, moto_transactions_copy_each_table_once
-from tracker import dynamodb
 from tracker import settings as tracker_settings
-from tracker.dynamodb import event_store
-from tracker.dynamodb_aggregates import aggregate_store
+from tracker.adapters import dynamodb
+from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.events_table import event_store
 from tracker.events import ingest_batch, prepare_event
 from tracker.rollup import run_rollup
 from tracker.timefmt import format_utc, parse_utc

@@ -1,4 +1,4 @@
-"""tracker.calendar: local hours, local days and 1h/4h/1d windows as UTC instants, in any IANA zone."""
+"""tracker.local_calendar: local hours, local days and 1h/4h/1d windows as UTC instants, in any IANA zone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, local_time, windows
+from tracker.local_calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, local_time, windows
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -31,15 +31,8 @@ from tests.rollup_fakes import (
 from tracker import stats
 from tracker.aggregates import ReceivedEvent
 from tracker.errors import Unavailable, ValidationFailed
-from tracker.rollup import (
-    MAX_EVENTS_PER_COMMIT,
-    MAX_ITEMS_PER_COMMIT,
-    Progress,
-    RollupReport,
-    RollupStore,
-    run_rollup,
-)
-from tracker.stats import AggregateItem
+from tracker.interfaces import AggregateItem, Progress, RollupStore
+from tracker.rollup import MAX_EVENTS_PER_COMMIT, MAX_ITEMS_PER_COMMIT, RollupReport, run_rollup
 from tracker.timefmt import format_utc
 
 TENANT = "ten_roll000000000001"

@@ -7,9 +7,9 @@ from pydantic import ValidationError
 
 from tests.fakes import DEFAULT_PLAN, InMemoryTenantStore
 from tracker.errors import BadRequest, Conflict, NotFound, Unauthorized
+from tracker.interfaces import TemporarilyUnavailable
 from tracker.models import RateLimit, TenantCreate, TenantPatch
 from tracker.records import RateLimitRecord
-from tracker.storage import StoreUnavailable
 from tracker.tenants import API_KEY_PREFIX, create_admin_key, create_key, hash_api_key, list_tenants, revoke_key
 
 from .support import RECEIVED, Admin
@@ -82,7 +82,7 @@ def test_a_duplicate_name_leaves_no_usage_key_behind(admin: Admin) -> None:
 
 def test_a_tenant_is_not_created_when_api_gateway_refuses_its_usage_key(admin: Admin) -> None:
     admin.plans.down = True
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(TemporarilyUnavailable):
         admin.create("Shop A")
     assert admin.store.tenants == {}
     # And the name is still free
@@ -177,7 +177,7 @@ def test_a_rate_limit_is_set_and_null_restores_the_default(admin: Admin) -> None
 def test_a_rate_limit_api_gateway_refuses_leaves_the_tenant_unchanged(admin: Admin) -> None:
     created = admin.create()
     admin.plans.down = True
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(TemporarilyUnavailable):
         admin.patch(created.tenant_id, {"rate_limit": {"rate": 5, "burst": 10}})
     assert admin.store.tenants[created.tenant_id].rate_limit is None
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from tracker.calendar import local_date, local_hour_start
+from tracker.local_calendar import local_date, local_hour_start
 from tracker.timefmt import format_utc, parse_utc
 
 ACTION_PREFIX = "a:"

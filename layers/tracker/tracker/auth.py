@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracker.errors import Unauthorized
+from tracker.interfaces import TenantStore
 from tracker.records import RateLimitRecord, Role
-from tracker.storage import TenantStore
 from tracker.tenants import hash_api_key
 
 ADMIN_PATHS = ("v1/tenants", "v1/tenants/*")

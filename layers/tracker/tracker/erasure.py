@@ -8,38 +8,13 @@ wide totals keep their anonymous counts. An event the user sends after the erasu
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Literal, Protocol
+from collections.abc import Callable
 
 from tracker.errors import NotFound
+from tracker.interfaces import ErasureStore, UserAggregateEraser, UserEventEraser
 from tracker.models import ErasureAccepted, ErasureOut
 from tracker.records import ErasureRecord
 from tracker.timefmt import utc_now
-
-
-class ErasureStore(Protocol):
-    def create_erasure(self, record: ErasureRecord) -> None: ...
-
-    def get_erasure(self, tenant_id: str, erasure_id: str) -> ErasureRecord | None: ...
-
-    def set_erasure_status(
-        self, tenant_id: str, erasure_id: str, status: Literal["running", "completed", "failed"], now: datetime
-    ) -> None: ...
-
-    def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None: ...
-
-
-class UserEventEraser(Protocol):
-    def user_event_pages(self, tenant_id: str, user_id: str) -> Iterator[list[str]]:
-        """The keys of the user's events, a page at a time."""
-
-    def delete_events(self, keys: list[str]) -> None: ...
-
-
-class UserAggregateEraser(Protocol):
-    def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
-        """Deletes every per-user aggregate item; returns how many there were."""
 
 
 def erasure_out(record: ErasureRecord) -> ErasureOut:

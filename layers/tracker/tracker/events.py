@@ -23,6 +23,7 @@ from tracker.errors import (
     field_error,
     pydantic_details,
 )
+from tracker.interfaces import EventStore, TemporarilyUnavailable, UserEventsQuery
 from tracker.models import (
     MAX_EVENT_BYTES,
     BatchItemResult,
@@ -35,7 +36,6 @@ from tracker.models import (
     compact_json,
 )
 from tracker.records import EventRecord
-from tracker.storage import EventStore, StoreUnavailable, UserEventsQuery
 from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -130,7 +130,7 @@ def resolve_existing(record: EventRecord, existing: EventRecord | None) -> Store
 def store_event(store: EventStore, record: EventRecord) -> Stored:
     try:
         existing = store.put_new(record)
-    except StoreUnavailable:
+    except TemporarilyUnavailable:
         raise Unavailable("The event store is busy; retry the event.") from None
     return resolve_existing(record, existing)
 
@@ -252,7 +252,7 @@ def query_user_events(
     )
     try:
         records, more = store.query_user_events(query)
-    except StoreUnavailable:
+    except TemporarilyUnavailable:
         raise Unavailable("The event store is busy; retry the query.") from None
     items = [
         EventOut(

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Protocol, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import AggregateKey, Chunk, ReceivedEvent, UserDayActions, buckets
+from tracker.interfaces import Progress, RollupConflict, RollupStore
 from tracker.timefmt import truncate_to_millis
 
 # A DynamoDB transaction holds at most 100 items; one is the progress record.
@@ -34,38 +35,6 @@ MAX_EVENTS_PER_COMMIT = 5_000
 READ_AHEAD = 100
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Progress:
-    as_of: datetime | None
-    """Every event received before this instant is counted, and none after it (None: no run yet).
-
-    Erasure bumps the version of the record (creating it if need be) so that a rollup holding
-    events read before an erasure cannot commit them; such a record has no ``as_of`` yet.
-    """
-    position: str | None
-    """The ``received_key`` of the last event counted."""
-    partial: bool
-    """Some events received at the instant of ``position`` are not counted yet."""
-    version: int
-
-
-class RollupConflict(Exception):
-    """Another run committed first; this one stops without counting anything twice."""
-
-
-class RollupStore(Protocol):
-    def load_progress(self) -> Progress | None: ...
-
-    def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
-        """Events received in ``[start, end)``, in ``received_key`` order."""
-
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        """The committed action sets of these user-days (None for a user-day with no item)."""
-
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        """Applies the chunk and the new progress atomically; RollupConflict if the version moved."""
 
 
 @dataclass(frozen=True)

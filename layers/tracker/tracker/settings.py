@@ -35,9 +35,26 @@ class Settings(BaseModel):
     ingest_concurrency: int = Field(default=16, ge=1, le=64)
 
 
+class ConfigurationError(RuntimeError):
+    """A setting the function needs is missing or wrong: a deployment mistake, never the caller's."""
+
+
 @cache
 def get_settings() -> Settings:
     """Settings of this process; cached, so call it per request, not at import."""
     fields = Settings.model_fields
     values = {name: os.environ[name.upper()] for name in fields if name.upper() in os.environ}
     return Settings.model_validate(values)
+
+
+def require_settings(*names: str) -> Settings:
+    """The settings, once each named one is set; otherwise ``ConfigurationError`` naming the variables.
+
+    Function modules call it at import, so that a function deployed without its table fails at
+    init with a message that says which variable is missing, instead of answering 503 forever.
+    """
+    settings = get_settings()
+    missing = [name.upper() for name in names if not getattr(settings, name)]
+    if missing:
+        raise ConfigurationError(f"Missing environment variable(s): {', '.join(missing)}")
+    return settings

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import (
@@ -24,8 +24,9 @@ from tracker.aggregates import (
     tenant_days_partition,
     user_partition,
 )
-from tracker.calendar import Period, dates, day_start, local_date, local_hour_start, next_hour_start, windows
 from tracker.errors import Unavailable, ValidationFailed, field_error
+from tracker.interfaces import AggregateItem, StatsStore
+from tracker.local_calendar import Period, dates, day_start, local_date, local_hour_start, next_hour_start, windows
 from tracker.models import (
     MAX_ACTIVITY_WINDOWS,
     MAX_RANGE_DAYS,
@@ -42,7 +43,6 @@ from tracker.models import (
     UserActivity,
     UserCount,
 )
-from tracker.rollup import Progress
 from tracker.timefmt import parse_utc
 
 T = TypeVar("T")
@@ -50,24 +50,6 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 SNAPSHOT_ATTEMPTS = 10
 DEFAULT_RANGE = timedelta(days=7)
 MILLISECOND = timedelta(milliseconds=1)
-
-
-@dataclass(frozen=True)
-class AggregateItem:
-    sort_key: str
-    count: int
-    users: int
-    actions: dict[str, int]
-
-
-class StatsStore(Protocol):
-    def load_progress(self) -> Progress | None: ...
-
-    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
-        """Items of one partition with ``low <= sort key <= high``, in sort key order."""
-
-    def read_partitions(self, partitions: Iterable[str]) -> dict[str, list[AggregateItem]]:
-        """Every item of each partition."""
 
 
 @dataclass(frozen=True)

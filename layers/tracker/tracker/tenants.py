@@ -9,9 +9,9 @@ from datetime import datetime
 
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, Unavailable
+from tracker.interfaces import DuplicateName, TemporarilyUnavailable, TenantStore, UsagePlans
 from tracker.models import ApiKeyCreated, RateLimit, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
 from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
-from tracker.storage import DuplicateName, StoreUnavailable, TenantStore, UsagePlans
 from tracker.timefmt import utc_now
 
 API_KEY_PREFIX = "atk_"
@@ -121,6 +121,6 @@ def create_admin_key(store: TenantStore, api_key: str | None = None, now: dateti
     api_key, key = _new_key("admin", None, now or utc_now(), api_key)
     try:
         store.add_key(key)
-    except StoreUnavailable:
+    except TemporarilyUnavailable:
         raise Unavailable("The tenant store is busy; retry.") from None
     return ApiKeyCreated(key_id=key.key_id, api_key=api_key)

@@ -7,12 +7,10 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from tracker.aws import client_config
+from tracker.adapters.clients import client_config, translated_errors
 from tracker.records import ErasureRecord
-from tracker.settings import get_settings
-from tracker.storage import StoreUnavailable
+from tracker.settings import require_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -26,11 +24,9 @@ def lambda_client() -> LambdaClient:
 def start_erasure_worker(record: ErasureRecord) -> None:
     """Hands the erasure to the worker function (an asynchronous invocation, retried by Lambda)."""
     payload = {"tenant_id": record.tenant_id, "erasure_id": record.erasure_id}
-    try:
+    with translated_errors("Lambda"):
         lambda_client().invoke(
-            FunctionName=get_settings().erase_worker_function,
+            FunctionName=require_settings("erase_worker_function").erase_worker_function,
             InvocationType="Event",
             Payload=json.dumps(payload).encode(),
         )
-    except (BotoCoreError, ClientError) as error:
-        raise StoreUnavailable(f"Could not start the erasure: {error}") from error

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -27,10 +28,10 @@ from tracker.errors import (
     ValidationFailed,
     pydantic_details,
 )
+from tracker.interfaces import TemporarilyUnavailable
 from tracker.models import ErrorResponse
 from tracker.observability import logger, metrics, tracer
 from tracker.request_body import json_body_event
-from tracker.storage import StoreUnavailable
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -104,7 +105,7 @@ def _validation_response(error: RequestValidationError) -> Response[str]:
     return _error_response(failure)
 
 
-def _store_unavailable(_error: StoreUnavailable) -> Response[str]:
+def _store_unavailable(_error: TemporarilyUnavailable) -> Response[str]:
     return _error_response(Unavailable("The store is busy; retry after the Retry-After delay."))
 
 
@@ -113,7 +114,9 @@ def _not_found(_error: Exception) -> Response[str]:
 
 
 def _unexpected(_error: Exception) -> Response[str]:
+    """A bug or a deployment mistake (a missing table, a denied call): logged, counted, a 500."""
     logger.exception("Unexpected error")
+    metrics.add_metric(name="UnexpectedErrors", unit=MetricUnit.Count, value=1)
     body = {"error": {"code": "internal_error", "message": "An unexpected error occurred.", "details": []}}
     return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
 
@@ -123,7 +126,7 @@ def create_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     app.exception_handler(ApiError)(_error_response)
     app.exception_handler(RequestValidationError)(_validation_response)
-    app.exception_handler(StoreUnavailable)(_store_unavailable)
+    app.exception_handler(TemporarilyUnavailable)(_store_unavailable)
     app.exception_handler(Exception)(_unexpected)
     app.not_found(_not_found)
     return app
@@ -146,9 +149,17 @@ def tenant_zone_of(app: APIGatewayRestResolver) -> ZoneInfo:
     return ZoneInfo(str(authorizer_context(app).get("timezone") or "UTC"))
 
 
-def require_admin(app: APIGatewayRestResolver) -> None:
+def _admin_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     if authorizer_context(app).get("role") != "admin":
         raise Forbidden("This route needs an admin key.")
+    return next_middleware(app)
+
+
+def create_admin_app() -> APIGatewayRestResolver:
+    """A resolver whose every route, present and future, answers admin keys only."""
+    app = create_app()
+    app.use(middlewares=[_admin_only])
+    return app
 
 
 def path_parameter(app: APIGatewayRestResolver, name: str) -> str:

@@ -13,12 +13,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from tracker.aws import client_config
+from tracker.adapters.clients import client_config, translated_errors
 from tracker.records import RateLimitRecord
-from tracker.settings import get_settings
-from tracker.storage import StoreUnavailable
+from tracker.settings import ConfigurationError, require_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -44,7 +42,7 @@ class ApiGatewayUsagePlans:
     def _default_plan(self) -> dict[str, Any]:
         plan = self._plan(self._default_name)
         if plan is None:
-            raise StoreUnavailable(f"The usage plan {self._default_name} does not exist.")
+            raise ConfigurationError(f"The usage plan {self._default_name!r} (USAGE_PLAN_NAME) does not exist.")
         return plan
 
     def _move_key(self, key_id: str, source: str, target: str) -> None:
@@ -57,25 +55,20 @@ class ApiGatewayUsagePlans:
     def create_tenant_key(self, tenant_id: str) -> tuple[str, str]:
         """A new usage key of the tenant in the default plan: its id and value."""
         value = secrets.token_urlsafe(30)
-        try:
+        with translated_errors("API Gateway"):
             plan = self._default_plan()
             key = self._client.create_api_key(name=tenant_id, enabled=True, value=value)
             self._client.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
-        except (BotoCoreError, ClientError) as error:
-            raise StoreUnavailable(f"API Gateway did not take the tenant's usage key: {error}") from error
         return key["id"], value
 
     def delete_tenant_key(self, key_id: str) -> None:
-        try:
-            with suppress(self._client.exceptions.NotFoundException):
-                self._client.delete_api_key(apiKey=key_id)
-        except (BotoCoreError, ClientError) as error:
-            raise StoreUnavailable(f"API Gateway did not delete the usage key: {error}") from error
+        with translated_errors("API Gateway"), suppress(self._client.exceptions.NotFoundException):
+            self._client.delete_api_key(apiKey=key_id)
 
     def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
         """Puts the tenant's key in a plan of its own with ``limit``, or back in the default plan."""
         own_name = f"{self._default_name}-{tenant_id}"
-        try:
+        with translated_errors("API Gateway"):
             default, own = self._default_plan(), self._plan(own_name)
             throttle = {"rateLimit": limit.rate, "burstLimit": limit.burst} if limit else None
             if throttle is None:
@@ -97,9 +90,7 @@ class ApiGatewayUsagePlans:
                         {"op": "replace", "path": "/throttle/burstLimit", "value": str(limit.burst)},  # type: ignore[union-attr]
                     ],
                 )
-        except (BotoCoreError, ClientError) as error:
-            raise StoreUnavailable(f"API Gateway did not take the rate limit: {error}") from error
 
 
 def usage_plans() -> ApiGatewayUsagePlans:
-    return ApiGatewayUsagePlans(apigateway_client(), get_settings().usage_plan_name)
+    return ApiGatewayUsagePlans(apigateway_client(), require_settings("usage_plan_name").usage_plan_name)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from tracker.adapters.clients import translated_errors
+from tracker.adapters.dynamodb import Item, attr_s, dynamodb_client
 from tracker.aggregates import (
     ACTION_PREFIX,
     AggregateKey,
@@ -21,11 +23,10 @@ from tracker.aggregates import (
     hour_users_partition,
     user_partition,
 )
-from tracker.dynamodb import Item, attr_s, dynamodb_client, translated_errors
+from tracker.interfaces import AggregateItem, Progress, RollupConflict
 from tracker.records import RECEIVED_SHARDS
-from tracker.rollup import MAX_ITEMS_PER_COMMIT, Progress, RollupConflict
-from tracker.settings import get_settings
-from tracker.stats import AggregateItem
+from tracker.rollup import MAX_ITEMS_PER_COMMIT
+from tracker.settings import require_settings
 from tracker.timefmt import format_utc, parse_utc
 
 if TYPE_CHECKING:
@@ -264,5 +265,5 @@ def _aggregate_item(item: Item) -> AggregateItem:
 
 
 def aggregate_store() -> DynamoAggregateStore:
-    settings = get_settings()
+    settings = require_settings("aggregates_table")
     return DynamoAggregateStore(dynamodb_client(), settings.aggregates_table, settings.events_table)

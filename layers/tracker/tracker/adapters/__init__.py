@@ -1,0 +1,7 @@
+"""The AWS boundary: the only modules that import boto3 or botocore (``make lint`` checks it).
+
+One module per table or service, each implementing interfaces of ``tracker.interfaces``:
+``clients`` (the botocore configuration and which failures are transient), ``dynamodb`` (the
+DynamoDB client and batch writes), ``events_table``, ``tenants_table``, ``aggregates_table``,
+``usage_plans`` (API Gateway) and ``lambda_invoke`` (the erasure worker).
+"""

@@ -1,0 +1,159 @@
+"""Every interface the domain logic needs from AWS, and the exceptions they raise.
+
+The domain modules import these; ``tracker.adapters`` implements them (the only package that
+imports boto3 or botocore); the functions wire one to the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from tracker.aggregates import AggregateKey, Chunk, ReceivedEvent, UserDayActions
+from tracker.records import ApiKeyRecord, ErasureRecord, EventRecord, RateLimitRecord, TenantRecord
+
+
+class TemporarilyUnavailable(Exception):
+    """An AWS service throttled, timed out or could not be reached after retries: a 503, retry later."""
+
+
+class DuplicateName(Exception):
+    """A tenant with that name exists."""
+
+
+@dataclass(frozen=True)
+class UserEventsQuery:
+    tenant_id: str
+    user_id: str
+    start: datetime | None
+    end: datetime | None
+    action: str | None
+    descending: bool
+    limit: int
+    after: str | None
+    """The ``occurred_key`` of the last event of the previous page."""
+
+
+class EventStore(Protocol):
+    def put_new(self, record: EventRecord) -> EventRecord | None:
+        """Stores the event unless its id is taken; returns the stored one when it is."""
+
+    def query_user_events(self, query: UserEventsQuery) -> tuple[list[EventRecord], bool]:
+        """Up to ``query.limit`` events in order, and whether more follow."""
+
+    def ping(self) -> None:
+        """Raises TemporarilyUnavailable when the store does not answer."""
+
+
+class UsagePlans(Protocol):
+    """Where rate limits are enforced: API Gateway usage plans in the cloud."""
+
+    def create_tenant_key(self, tenant_id: str) -> tuple[str, str]:
+        """A usage key for a new tenant, in the default plan: its id and value."""
+
+    def apply_rate_limit(self, tenant_id: str, key_id: str, limit: RateLimitRecord | None) -> None:
+        """The tenant's own rate limit, or the default one (None)."""
+
+    def delete_tenant_key(self, key_id: str) -> None:
+        """Removes a usage key (of a tenant that was not created after all)."""
+
+
+class TenantStore(Protocol):
+    def create_tenant(self, tenant: TenantRecord, key: ApiKeyRecord) -> None:
+        """Creates the tenant with its first key; DuplicateName when the name is taken."""
+
+    def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
+
+    def list_tenants(self, limit: int, after: str | None) -> tuple[list[TenantRecord], str | None]:
+        """A page of tenants by creation, and the position after it (None on the last page)."""
+
+    def save_tenant(self, tenant: TenantRecord) -> None: ...
+
+    def add_key(self, key: ApiKeyRecord) -> None: ...
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    def delete_key(self, owner_tenant_id: str | None, key_id: str) -> bool:
+        """Revokes a key of the owner (None: an admin key); False when there is no such key."""
+
+
+# ---------------------------------------------------------------- rollup and statistics
+
+
+@dataclass(frozen=True)
+class Progress:
+    as_of: datetime | None
+    """Every event received before this instant is counted, and none after it (None: no run yet).
+
+    Erasure bumps the version of the record (creating it if need be) so that a rollup holding
+    events read before an erasure cannot commit them; such a record has no ``as_of`` yet.
+    """
+    position: str | None
+    """The ``received_key`` of the last event counted."""
+    partial: bool
+    """Some events received at the instant of ``position`` are not counted yet."""
+    version: int
+
+
+class RollupConflict(Exception):
+    """Another run committed first; this one stops without counting anything twice."""
+
+
+class RollupStore(Protocol):
+    def load_progress(self) -> Progress | None: ...
+
+    def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
+        """Events received in ``[start, end)``, in ``received_key`` order."""
+
+    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
+        """The committed action sets of these user-days (None for a user-day with no item)."""
+
+    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
+        """Applies the chunk and the new progress atomically; RollupConflict if the version moved."""
+
+
+@dataclass(frozen=True)
+class AggregateItem:
+    sort_key: str
+    count: int
+    users: int
+    actions: dict[str, int]
+
+
+class StatsStore(Protocol):
+    def load_progress(self) -> Progress | None: ...
+
+    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
+        """Items of one partition with ``low <= sort key <= high``, in sort key order."""
+
+    def read_partitions(self, partitions: Iterable[str]) -> dict[str, list[AggregateItem]]:
+        """Every item of each partition."""
+
+
+# ---------------------------------------------------------------- erasure
+
+
+class ErasureStore(Protocol):
+    def create_erasure(self, record: ErasureRecord) -> None: ...
+
+    def get_erasure(self, tenant_id: str, erasure_id: str) -> ErasureRecord | None: ...
+
+    def set_erasure_status(
+        self, tenant_id: str, erasure_id: str, status: Literal["running", "completed", "failed"], now: datetime
+    ) -> None: ...
+
+    def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None: ...
+
+
+class UserEventEraser(Protocol):
+    def user_event_pages(self, tenant_id: str, user_id: str) -> Iterator[list[str]]:
+        """The keys of the user's events, a page at a time."""
+
+    def delete_events(self, keys: list[str]) -> None: ...
+
+
+class UserAggregateEraser(Protocol):
+    def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
+        """Deletes every per-user aggregate item; returns how many there were."""
