@@ -27,7 +27,7 @@ scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on
 	$(VENV)/bin/bandit -q -r layers functions local_stack ops -ll
 	$(VENV)/bin/pip-audit --disable-pip --no-deps -r requirements/run.txt -r layers/deps/requirements.txt 2>&1 | tee .venv/pip-audit.txt | head -3
 	@! grep -q "could not be audited" .venv/pip-audit.txt || echo "pip-audit: the vulnerability service was out of reach for some packages (listed in .venv/pip-audit.txt); they were not audited."
-	$(VENV)/checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(VENV)/checkov/bin/checkov --config-file .checkov.yaml -f template.yaml
 
 lint: $(DEV_STAMP) ## ruff, and the architecture contracts of pyproject.toml (import-linter)
 	$(VENV)/bin/ruff check .
