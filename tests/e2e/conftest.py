@@ -1,7 +1,9 @@
 """The e2e tier: the local stack started as a subprocess on free ports, driven over HTTP.
 
-With ``AWS_SAM_STACK_NAME`` set, the same tests would need a deployed stack's URL and admin
-key instead (``E2E_API_URL``, ``E2E_ADMIN_KEY``); without them they run on the local stack.
+Against a deployed stack instead: ``E2E_API_URL`` (the stack's ``ApiUrl`` output), ``E2E_ADMIN_KEY``
+(``make admin-key STACK=...``) and ``AWS_SAM_STACK_NAME`` (to find the rollup function, invoked
+with boto3 and your AWS credentials). Tests marked ``local_only`` (they read the local emulation
+or stop the stack) are skipped there.
 """
 
 from __future__ import annotations
@@ -46,10 +48,31 @@ class Reply:
 @dataclass
 class Stack:
     api: str
-    lambda_api: str
-    aws: str
+    lambda_api: str | None
+    """The local Lambda Invoke API; None for a deployed stack (boto3 invokes the rollup there)."""
+    aws: str | None
     admin_key: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | None
+    cloud_stack_name: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.process is not None
+
+    def invoke_rollup(self, now: datetime) -> tuple[dict[str, Any], bool]:
+        """Runs the rollup with the scheduler's event for ``now``: its result, and whether it failed."""
+        event = {"time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if self.lambda_api is not None:
+            reply = self.request("POST", ROLLUP_INVOKE, event, base=self.lambda_api)
+            assert reply.status == 200, reply.body
+            return dict(reply.body), "x-amz-function-error" in reply.headers
+        import boto3  # only against a deployed stack
+
+        rollup = boto3.client("cloudformation").describe_stack_resource(
+            StackName=self.cloud_stack_name, LogicalResourceId="RollupFunction"
+        )["StackResourceDetail"]["PhysicalResourceId"]
+        answer = boto3.client("lambda").invoke(FunctionName=rollup, Payload=json.dumps(event).encode())
+        return json.loads(answer["Payload"].read()), "FunctionError" in answer
 
     def request(
         self,
@@ -136,15 +159,43 @@ def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
 
 
 def stop_stack(stack: Stack) -> int:
+    assert stack.process is not None, "only a local stack can be stopped"
     stack.process.send_signal(signal.SIGINT)
     return stack.process.wait(timeout=30)
 
 
+def deployed_stack() -> Stack | None:
+    """The deployed stack named by ``E2E_API_URL`` and ``E2E_ADMIN_KEY``, when they are set."""
+    api, admin_key = os.environ.get("E2E_API_URL"), os.environ.get("E2E_ADMIN_KEY")
+    if not api or not admin_key:
+        return None
+    return Stack(
+        api=api.rstrip("/"),
+        lambda_api=None,
+        aws=None,
+        admin_key=admin_key,
+        process=None,
+        cloud_stack_name=os.environ.get("AWS_SAM_STACK_NAME"),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if deployed_stack() is not None:
+        skip = pytest.mark.skip(reason="needs the local stack (E2E_API_URL names a deployed one)")
+        for item in items:
+            if "local_only" in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    deployed = deployed_stack()
+    if deployed is not None:
+        yield deployed
+        return
     running = start_stack()
     yield running
-    if running.process.poll() is None:
+    if running.process is not None and running.process.poll() is None:
         stop_stack(running)
 
 
@@ -174,17 +225,12 @@ def send(
 
 
 def run_rollup(stack: Stack, not_before: datetime) -> dict[str, Any]:
-    """Invokes the rollup (Lambda Invoke API) until it has counted everything received before ``not_before``."""
+    """Invokes the rollup until it has counted everything received before ``not_before``."""
     body: dict[str, Any] = {}
     failures: list[str] = []
     for _ in range(20):
-        now = datetime.now(UTC)
-        reply = stack.request(
-            "POST", ROLLUP_INVOKE, {"time": now.strftime("%Y-%m-%dT%H:%M:%SZ")}, base=stack.lambda_api
-        )
-        assert reply.status == 200, reply.body
-        body = dict(reply.body)
-        if "x-amz-function-error" in reply.headers:
+        body, failed = stack.invoke_rollup(datetime.now(UTC))
+        if failed:
             # A run that failed (the store busy) commits nothing half-way; the next run resumes.
             failures.append(str(body.get("errorMessage")))
             assert len(failures) < 5, f"the rollup keeps failing: {failures}"

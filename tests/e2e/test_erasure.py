@@ -15,7 +15,7 @@ from local_stack.template import load_template
 from tests.e2e.conftest import Stack, rfc3339, run_rollup, send
 from tracker.records import user_key
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_only]  # seeds the local emulation directly
 
 USER = "gdpr/user é"
 BYSTANDER = "bystander"

@@ -170,6 +170,7 @@ def test_an_inactive_tenants_key_is_refused(stack: Stack) -> None:
     assert_error(reply.body, "forbidden")
 
 
+@pytest.mark.local_only
 def test_a_rollup_invoked_through_the_lambda_api_counts_events_at_once(stack: Stack) -> None:
     # Given an event posted a moment ago
     tenant = stack.new_tenant(timezone="Asia/Kolkata")
@@ -198,6 +199,7 @@ def test_a_rollup_invoked_through_the_lambda_api_counts_events_at_once(stack: St
     assert frequency.body["items"] == [{"action": "buy", "total": 1}]
 
 
+@pytest.mark.local_only
 def test_swagger_ui_and_the_openapi_document_are_served(stack: Stack) -> None:
     docs = stack.request("GET", "/docs")
     assert docs.status == 200
@@ -208,6 +210,7 @@ def test_swagger_ui_and_the_openapi_document_are_served(stack: Stack) -> None:
     assert "/v1/events/batch" in document.body["paths"]
 
 
+@pytest.mark.local_only
 def test_ctrl_c_stops_the_stack_cleanly() -> None:
     running = start_stack()
     try:
