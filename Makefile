@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
 
-.PHONY: run test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
+.PHONY: run test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run
@@ -77,6 +77,9 @@ deploy-prod: build
 
 admin-key: $(RUN_STAMP) ## Make an admin key in a deployed stack: make admin-key STACK=activity-tracker-dev
 	$(PY) -m ops.admin_key --stack $(STACK)
+
+rotate-token-secret: $(RUN_STAMP) ## New signing secret for access tokens in a deployed stack: make rotate-token-secret STACK=...
+	$(PY) -m ops.rotate_token_secret --stack $(STACK)
 
 invoke: $(RUN_STAMP) ## Like sam local invoke, in-process: make invoke FUNCTION=IngestFunction EVENT=events/ingest/post_event.json
 	$(PY) -m local_stack invoke $(FUNCTION) -e $(EVENT)

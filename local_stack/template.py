@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ DEFAULT_MEMORY = 128
 FUNCTION_TYPES = frozenset({"AWS::Serverless::Function"})
 LAYER_TYPES = frozenset({"AWS::Serverless::LayerVersion"})
 TABLE_TYPES = frozenset({"AWS::DynamoDB::Table"})
+SECRET_TYPES = frozenset({"AWS::SecretsManager::Secret"})
 API_TYPES = frozenset({"AWS::Serverless::Api"})
 IMPLICIT_API_ID = "ServerlessRestApi"
 
@@ -56,6 +57,7 @@ _NAME_PROPERTIES = {
     "AWS::SQS::Queue": "QueueName",
     "AWS::SNS::Topic": "TopicName",
     "AWS::S3::Bucket": "BucketName",
+    "AWS::SecretsManager::Secret": "Name",
     "AWS::Events::Rule": "Name",
     "AWS::Scheduler::Schedule": "Name",
 }
@@ -237,6 +239,8 @@ class Template:
     layers: dict[str, Path]
     """Logical id -> ContentUri directory of each ``AWS::Serverless::LayerVersion``."""
     api: ApiSpec | None
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Logical id -> name of each ``AWS::SecretsManager::Secret`` (a generated value locally)."""
 
     @property
     def root(self) -> Path:
@@ -536,6 +540,7 @@ class _Loader:
             tables=tables,
             layers=layers,
             api=api,
+            secrets={logical_id: self.resolver.physical_id(logical_id) for logical_id in self.of_type(SECRET_TYPES)},
         )
 
     # ------------------------------------------------------------ functions

@@ -1,19 +1,20 @@
-"""The REQUEST authorizer: x-api-key -> tenant and role, as an IAM policy API Gateway caches."""
+"""The REQUEST authorizer: x-api-key (or a bearer token made from one) -> tenant and role, as an IAM policy."""
 
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tracker.adapters.signing_keys import signing_keys
 from tracker.adapters.tenants_table import tenant_store
-from tracker.auth import authenticate, policy
+from tracker.auth import authenticate, authenticate_token, bearer_token, policy
 from tracker.errors import Unauthorized
 from tracker.observability import logger, metrics, tracer
 from tracker.records import RateLimitRecord
 from tracker.request_body import header
 from tracker.settings import get_settings, require_settings
 
-require_settings("tenants_table")  # fail at init, naming what is missing
+require_settings("tenants_table", "token_signing_secret")  # fail at init, naming what is missing
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -23,7 +24,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = get_settings()
         default_limit = RateLimitRecord(rate=settings.default_rate_limit, burst=settings.default_burst_limit)
-        principal = authenticate(tenant_store(), header(event, "x-api-key"), default_limit)
+        api_key, token = header(event, "x-api-key"), bearer_token(header(event, "authorization"))
+        if api_key or token is None:
+            principal = authenticate(tenant_store(), api_key, default_limit)
+        else:
+            principal = authenticate_token(tenant_store(), signing_keys(), token, default_limit)
     except Unauthorized:
         metrics.add_metric(name="KeysRefused", unit=MetricUnit.Count, value=1)
         # The exact message API Gateway turns into a 401.

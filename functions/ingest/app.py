@@ -10,6 +10,7 @@ from tracker import events
 from tracker.adapters.events_table import event_store
 from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.observability import metrics
+from tracker.records import Role
 from tracker.rest import create_app, documented, error_responses, lambda_entry, model_response, tenant_id_of
 from tracker.settings import get_settings, require_settings
 from tracker.timefmt import utc_now
@@ -20,6 +21,7 @@ app = create_app()
 
 
 SINGLE_EVENT_ROUTE = "POST /v1/events"
+INGEST_ROLES: tuple[Role, ...] = ("tenant", "ingest")
 
 
 def _count(accepted: int, duplicates: int, rejected: int) -> None:
@@ -48,7 +50,7 @@ def _count_single_event(route: str, status: int) -> None:
     },
 )
 def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
-    record = events.to_record(event, tenant_id_of(app), utc_now())
+    record = events.to_record(event, tenant_id_of(app, INGEST_ROLES), utc_now())
     stored = events.store_event(event_store(), record)
     status = 201 if stored.status == "accepted" else 200
     return model_response(status, stored.to_status())
@@ -66,7 +68,7 @@ def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
     result = events.ingest_batch(
         event_store(),
         batch.events,
-        tenant_id_of(app),
+        tenant_id_of(app, INGEST_ROLES),
         utc_now(),
         settings.ingest_concurrency,
         out_of_time=lambda: context.get_remaining_time_in_millis() < settings.ingest_deadline_margin_ms,
@@ -79,4 +81,5 @@ lambda_handler = lambda_entry(
     app,
     body_limits={SINGLE_EVENT_ROUTE: MAX_EVENT_BYTES, "POST /v1/events/batch": MAX_BATCH_BYTES},
     on_response=_count_single_event,
+    cors=True,
 )

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from tracker import tenants
 from tracker.adapters.tenants_table import tenant_store
 from tracker.adapters.usage_plans import usage_plans
-from tracker.models import ApiKeyCreated, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+from tracker.models import ApiKeyCreated, KeyCreate, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
 from tracker.rest import create_admin_app, documented, error_responses, lambda_entry, model_response
 from tracker.settings import require_settings
 
@@ -46,7 +46,7 @@ def list_tenants(
 
 @app.patch(
     "/v1/tenants/<tenant_id>",
-    summary="Deactivate or reactivate a tenant, or set its rate limit",
+    summary="Deactivate or reactivate a tenant, set its rate limit or its allowed web origins",
     tags=["tenants"],
     responses=documented(TenantOut, *ADMIN_ERRORS),
 )
@@ -56,15 +56,16 @@ def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> Tena
 
 @app.post(
     "/v1/tenants/<tenant_id>/keys",
-    summary="Add an API key to a tenant (rotation: old keys work until revoked)",
+    summary="Add a tenant key, or a publishable ingest key (rotation: old keys work until revoked)",
     tags=["tenants"],
     responses={
         201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}},
         **error_responses(*ADMIN_ERRORS),
     },
 )
-def create_key(tenant_id: str) -> Response[ApiKeyCreated]:
-    return model_response(201, tenants.create_key(tenant_store(), tenant_id))
+def create_key(tenant_id: str, request: Annotated[KeyCreate | None, Body()] = None) -> Response[ApiKeyCreated]:
+    role = request.role if request else "tenant"
+    return model_response(201, tenants.create_key(tenant_store(), tenant_id, role))
 
 
 @app.delete(
@@ -79,6 +80,13 @@ def revoke_key(tenant_id: str, key_id: str) -> Response[None]:
 
 
 ADMIN_BODY_LIMIT = 16 * 1024
+NEW_KEY_ROUTE = "POST /v1/tenants/{tenant_id}/keys"
 lambda_handler = lambda_entry(
-    app, body_limits={"POST /v1/tenants": ADMIN_BODY_LIMIT, "PATCH /v1/tenants/{tenant_id}": ADMIN_BODY_LIMIT}
+    app,
+    body_limits={
+        "POST /v1/tenants": ADMIN_BODY_LIMIT,
+        "PATCH /v1/tenants/{tenant_id}": ADMIN_BODY_LIMIT,
+        NEW_KEY_ROUTE: ADMIN_BODY_LIMIT,
+    },
+    optional_bodies={NEW_KEY_ROUTE},
 )

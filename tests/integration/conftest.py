@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_stack.aws import create_tables
+from local_stack.aws import create_secrets, create_tables
 from local_stack.template import Template, load_template
 
 from .support import Functions, load_function_module
@@ -55,11 +55,12 @@ def boto_session(template: Template, aws_environment: None) -> Iterator[boto3.Se
     process; moto intercepts the calls of clients made before ``mock_aws`` starts all the same.
     """
     from tracker.adapters.dynamodb import dynamodb_client
+    from tracker.adapters.signing_keys import secretsmanager_client, signing_keys
     from tracker.settings import get_settings
 
     yield boto3.Session(region_name=template.region)
-    dynamodb_client.cache_clear()
-    get_settings.cache_clear()
+    for cached in (dynamodb_client, secretsmanager_client, signing_keys, get_settings):
+        cached.cache_clear()
 
 
 def create_default_usage_plan(apigateway: Any, template: Template) -> None:
@@ -75,11 +76,15 @@ def create_default_usage_plan(apigateway: Any, template: Template) -> None:
 
 @pytest.fixture
 def dynamodb(template: Template, boto_session: boto3.Session) -> Iterator[Any]:
-    """A fresh moto AWS: every table of the template (created by ``local_stack``) and the default usage plan."""
+    """A fresh moto AWS: every table, secret and the default usage plan of the template (made by ``local_stack``)."""
+    from tracker.adapters.signing_keys import signing_keys
+
+    signing_keys.cache_clear()  # its versions belong to the previous test's secret
     with mock_aws():
         client = boto_session.client("dynamodb")
         create_tables(client, template)
         create_default_usage_plan(boto_session.client("apigateway"), template)
+        create_secrets(boto_session.client("secretsmanager"), template)
         yield client
 
 

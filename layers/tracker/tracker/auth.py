@@ -2,7 +2,9 @@
 
 The policy covers every route the key's role may call, not just the one asked for, because
 API Gateway caches one answer per key for all routes. Tenant keys may call everything but
-``/v1/tenants``; admin keys only ``/v1/tenants``; an inactive tenant's keys nothing (403).
+``/v1/tenants``; ingest keys only the two ingest routes; admin keys only ``/v1/tenants``; an
+inactive tenant's keys nothing (403). Every role may exchange its key for a bearer token, which
+then stands for that key (``tracker.tokens``) until it expires or the key is revoked.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from tracker import tokens
 from tracker.errors import Unauthorized
-from tracker.interfaces import TenantStore
-from tracker.records import RateLimitRecord, Role
+from tracker.interfaces import SigningKeys, TenantStore
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role
 from tracker.tenants import hash_api_key
 
-ADMIN_PATHS = ("v1/tenants", "v1/tenants/*")
-DATA_PATHS = ("v1/*",)
+ADMIN_PATHS = ("*/v1/tenants", "*/v1/tenants/*")
+DATA_PATHS = ("*/v1/*",)
+INGEST_PATHS = ("POST/v1/events", "POST/v1/events/batch")
+TOKEN_PATHS = ("POST/v1/auth/token",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Principal:
     usage_key: str | None = None
     rate: float | None = None
     burst: int | None = None
+    allowed_origins: tuple[str, ...] = ()
 
     def context(self) -> dict[str, str | float | int]:
         """What the handlers (and the local gateway's rate limiter) read from ``requestContext.authorizer``."""
@@ -41,6 +47,9 @@ class Principal:
         }
         if self.rate is not None and self.burst is not None:
             context.update(rate=self.rate, burst=self.burst)
+        if self.allowed_origins:
+            # An authorizer's context holds strings and numbers only; an origin has no space.
+            context["allowed_origins"] = " ".join(self.allowed_origins)
         return context
 
 
@@ -53,6 +62,26 @@ def authenticate(store: TenantStore, api_key: str | None, default_limit: RateLim
     # The lookup is by hash; comparing again in constant time keeps timing flat all the same.
     if key is None or not hmac.compare_digest(key.key_hash, key_hash):
         raise Unauthorized("A valid x-api-key header is required.")
+    return _principal_of(store, key, default_limit)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case)."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def authenticate_token(store: TenantStore, keys: SigningKeys, token: str, default_limit: RateLimitRecord) -> Principal:
+    """The principal of the key a valid bearer token was made for; Unauthorized once that key is revoked."""
+    claims = tokens.verify(keys, token)
+    owner = None if claims["role"] == "admin" else claims["tenant_id"]
+    key = store.get_key(owner, claims["sub"])
+    if key is None or key.role != claims["role"] or (key.tenant_id or "") != (owner or ""):
+        raise Unauthorized("The key this token was made for is revoked.")
+    return _principal_of(store, key, default_limit)
+
+
+def _principal_of(store: TenantStore, key: ApiKeyRecord, default_limit: RateLimitRecord) -> Principal:
     if key.tenant_id is None:
         return Principal(key_id=key.key_id, role=key.role, tenant_id=None, active=True)
     tenant = store.get_tenant(key.tenant_id)
@@ -68,6 +97,7 @@ def authenticate(store: TenantStore, api_key: str | None, default_limit: RateLim
         usage_key=tenant.usage_key,
         rate=limit.rate,
         burst=limit.burst,
+        allowed_origins=tuple(tenant.allowed_origins),
     )
 
 
@@ -80,18 +110,19 @@ def api_arn_prefix(method_arn: str) -> str:
 
 def policy(principal: Principal, method_arn: str) -> dict[str, Any]:
     prefix = api_arn_prefix(method_arn)
-    everything = [f"{prefix}/*/*"]
-    admin = [f"{prefix}/*/{path}" for path in ADMIN_PATHS]
+
+    def resources(*paths: str) -> list[str]:
+        return [f"{prefix}/{path}" for path in paths]
+
     statements: list[dict[str, Any]]
     if not principal.active:
-        statements = [_statement("Deny", everything)]
+        statements = [_statement("Deny", resources("*/*"))]
     elif principal.role == "admin":
-        statements = [_statement("Allow", admin)]
+        statements = [_statement("Allow", resources(*ADMIN_PATHS, *TOKEN_PATHS))]
+    elif principal.role == "ingest":
+        statements = [_statement("Allow", resources(*INGEST_PATHS, *TOKEN_PATHS))]
     else:
-        statements = [
-            _statement("Allow", [f"{prefix}/*/{path}" for path in DATA_PATHS]),
-            _statement("Deny", admin),
-        ]
+        statements = [_statement("Allow", resources(*DATA_PATHS)), _statement("Deny", resources(*ADMIN_PATHS))]
     answer: dict[str, Any] = {
         "principalId": principal.key_id,
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},

@@ -75,6 +75,15 @@ class TenantStore(Protocol):
 
     def get_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
 
+    def get_key(self, owner_tenant_id: str | None, key_id: str) -> ApiKeyRecord | None:
+        """A key by its owner (None: an admin key) and id; None once revoked."""
+
+    def save_tenant_origins(self, tenant: TenantRecord, previous: list[str]) -> None:
+        """Saves the tenant and its origin lookup (``origin_allowed``) from ``previous`` to its allowed origins."""
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether any tenant allows this web origin."""
+
     def delete_key(self, owner_tenant_id: str | None, key_id: str) -> bool:
         """Revokes a key of the owner (None: an admin key); False when there is no such key."""
 
@@ -157,3 +166,16 @@ class UserEventEraser(Protocol):
 class UserAggregateEraser(Protocol):
     def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
         """Deletes every per-user aggregate item; returns how many there were."""
+
+
+# ---------------------------------------------------------------- access tokens
+
+
+class SigningKeys(Protocol):
+    """The secret that signs access tokens: the current version signs, the previous one still verifies."""
+
+    def current(self) -> tuple[str, bytes]:
+        """The version id (a token's ``kid``) and the key that signs new tokens."""
+
+    def verifying(self, version_id: str) -> bytes | None:
+        """The key of the current or previous version with this id; None for any other."""

@@ -167,11 +167,28 @@ class TenantCreate(BaseModel):
     timezone: TimeZoneName = "UTC"
 
 
+MAX_ALLOWED_ORIGINS = 20
+# scheme://host[:port], as browsers send it in the Origin header: no path, no trailing slash.
+WebOrigin = Annotated[
+    str,
+    StringConstraints(
+        max_length=253 + len("https://") + len(":65535"),
+        pattern=r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(:[0-9]{1,5})?$",
+    ),
+]
+
+
 class TenantPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     active: bool | None = None
     rate_limit: RateLimit | None = Field(default=None, description="null restores the default rate limit.")
+    allowed_origins: list[WebOrigin] | None = Field(
+        default=None,
+        max_length=MAX_ALLOWED_ORIGINS,
+        description="Origins (`https://shop.example`) whose pages may send events with an ingest key; "
+        "null or [] allows none.",
+    )
 
 
 class TenantOut(BaseModel):
@@ -181,11 +198,31 @@ class TenantOut(BaseModel):
     active: bool
     created_at: UtcTimestamp
     rate_limit: RateLimit | None = None
+    allowed_origins: list[str] = []
+
+
+KeyRole = Literal["tenant", "ingest"]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: KeyRole = Field(
+        default="tenant",
+        description="`tenant` (secret: every tenant route) or `ingest` (publishable: only adds events).",
+    )
 
 
 class ApiKeyCreated(BaseModel):
     key_id: str
     api_key: str = Field(description="Shown once; only its hash is stored.")
+    role: KeyRole = "tenant"
+
+
+class AccessToken(BaseModel):
+    access_token: str = Field(description="A signed JWT; send it as `Authorization: Bearer <token>`.")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    expires_in: int = Field(description="Seconds until it expires.")
 
 
 class TenantCreated(TenantOut, ApiKeyCreated):

@@ -26,7 +26,8 @@ from tracker.timefmt import format_utc
 
 RECEIVED_SHARDS = 8
 
-Role = Literal["tenant", "admin"]
+Role = Literal["tenant", "ingest", "admin"]
+"""``ingest`` keys (publishable: safe in a web page or an app) may only add events."""
 
 
 class EventRecord(BaseModel):
@@ -84,6 +85,8 @@ class TenantRecord(BaseModel):
     usage_key_id: str | None = None
     """The tenant's API Gateway API key, by which its usage plan (rate limit) applies."""
     usage_key: str | None = None
+    allowed_origins: list[str] = []
+    """Web origins whose pages may call the ingest routes with an ``ingest`` key (CORS)."""
 
 
 class ApiKeyRecord(BaseModel):

@@ -6,7 +6,7 @@ A function module is then a few routes that parse, call the domain, and return a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from tracker.cors import response_headers
 from tracker.errors import (
     ApiError,
     BadRequest,
@@ -31,7 +32,8 @@ from tracker.errors import (
 from tracker.interfaces import TemporarilyUnavailable
 from tracker.models import ErrorResponse
 from tracker.observability import logger, metrics, tracer
-from tracker.request_body import json_body_event
+from tracker.records import Role
+from tracker.request_body import body_bytes, header, json_body_event
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -136,11 +138,19 @@ def authorizer_context(app: APIGatewayRestResolver) -> dict[str, Any]:
     return dict(app.current_event.request_context.authorizer.raw_event or {})
 
 
-def tenant_id_of(app: APIGatewayRestResolver) -> str:
-    """The caller's tenant, as the authorizer resolved it from the key: never from the request."""
+TENANT_ONLY: tuple[Role, ...] = ("tenant",)
+
+
+def tenant_id_of(app: APIGatewayRestResolver, roles: Collection[Role] = TENANT_ONLY) -> str:
+    """The caller's tenant, as the authorizer resolved it from the key: never from the request.
+
+    The authorizer's policy already keeps each role to its routes; this checks it again here.
+    """
     context = authorizer_context(app)
-    if context.get("role") != "tenant" or not context.get("tenant_id"):
-        raise Forbidden("This route needs a tenant key.")
+    if context.get("role") not in roles or not context.get("tenant_id"):
+        raise Forbidden(
+            "This route needs a tenant key." if roles == ("tenant",) else "This key may not call this route."
+        )
     return str(context["tenant_id"])
 
 
@@ -171,12 +181,16 @@ def lambda_entry(
     app: APIGatewayRestResolver,
     body_limits: Mapping[str, int] | None = None,
     on_response: Callable[[str, int], None] | None = None,
+    optional_bodies: Collection[str] = (),
+    cors: bool = False,
 ) -> Handler:
     """The Lambda handler of a function: logs, traces and metrics around ``app.resolve``.
 
     ``body_limits`` maps each route that takes a JSON body (``"POST /v1/events"``) to its
-    largest body in bytes; such a body is read strictly (``request_body``) before the resolver.
-    ``on_response(route, status)`` sees every answer, whatever produced it.
+    largest body in bytes; such a body is read strictly (``request_body``) before the resolver,
+    unless the route is in ``optional_bodies`` and the body is empty. ``on_response(route,
+    status)`` sees every answer, whatever produced it. With ``cors``, every answer to a page on
+    one of the tenant's allowed origins carries the CORS headers (``tracker.cors``).
     """
     limits = dict(body_limits or {})
 
@@ -189,12 +203,15 @@ def lambda_entry(
         metrics.add_dimension(name="route", value=route)
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         try:
-            if route in limits:
+            if route in limits and (route not in optional_bodies or body_bytes(event).strip()):
                 event = json_body_event(event, limits[route])
         except ApiError as error:
             result = response_to_proxy(_error_response(error))
         else:
             result = app.resolve(event, context)
+        if cors:
+            allowed = str(((event.get("requestContext") or {}).get("authorizer") or {}).get("allowed_origins") or "")
+            result["headers"] = {**(result.get("headers") or {}), **response_headers(header(event, "origin"), allowed)}
         status = int(result.get("statusCode", 500))
         if status >= 400:
             metrics.add_metric(name="ClientErrors" if status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1)

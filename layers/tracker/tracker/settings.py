@@ -14,6 +14,8 @@ class Settings(BaseModel):
     aggregates_table: str = ""
     erase_worker_function: str = ""
     usage_plan_name: str = ""
+    token_signing_secret: str = ""
+    """The Secrets Manager secret (ARN or name) that signs access tokens."""
     default_rate_limit: float = Field(default=50, gt=0)
     default_burst_limit: int = Field(default=100, ge=1)
     # An event is counted once it was received this long before a rollup's "now": longer than

@@ -10,7 +10,16 @@ from datetime import datetime
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, Unavailable
 from tracker.interfaces import DuplicateName, TemporarilyUnavailable, TenantStore, UsagePlans
-from tracker.models import ApiKeyCreated, RateLimit, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+from tracker.models import (
+    ApiKeyCreated,
+    KeyRole,
+    RateLimit,
+    TenantCreate,
+    TenantCreated,
+    TenantOut,
+    TenantPage,
+    TenantPatch,
+)
 from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
 from tracker.timefmt import utc_now
 
@@ -45,6 +54,7 @@ def tenant_out(tenant: TenantRecord) -> TenantOut:
         active=tenant.active,
         created_at=tenant.created_at,
         rate_limit=rate_limit,
+        allowed_origins=tenant.allowed_origins,
     )
 
 
@@ -96,15 +106,23 @@ def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: 
         tenant.rate_limit = RateLimitRecord(rate=limit.rate, burst=limit.burst) if limit else None
         if tenant.usage_key_id:
             plans.apply_rate_limit(tenant.tenant_id, tenant.usage_key_id, tenant.rate_limit)
-    store.save_tenant(tenant)
+    if "allowed_origins" in patch.model_fields_set:
+        previous = tenant.allowed_origins
+        # Browsers send the scheme and host in lower case; one spelling per origin.
+        tenant.allowed_origins = sorted({origin.lower() for origin in patch.allowed_origins or []})
+        store.save_tenant_origins(tenant, previous)
+    else:
+        store.save_tenant(tenant)
     return tenant_out(tenant)
 
 
-def create_key(store: TenantStore, tenant_id: str, now: datetime | None = None) -> ApiKeyCreated:
+def create_key(
+    store: TenantStore, tenant_id: str, role: KeyRole = "tenant", now: datetime | None = None
+) -> ApiKeyCreated:
     _existing(store, tenant_id)
-    api_key, key = _new_key("tenant", tenant_id, now or utc_now())
+    api_key, key = _new_key(role, tenant_id, now or utc_now())
     store.add_key(key)
-    return ApiKeyCreated(key_id=key.key_id, api_key=api_key)
+    return ApiKeyCreated(key_id=key.key_id, api_key=api_key, role=role)
 
 
 def revoke_key(store: TenantStore, tenant_id: str, key_id: str) -> None:

@@ -48,6 +48,8 @@ def tenant_to_item(tenant: TenantRecord) -> Item:
     if tenant.usage_key_id and tenant.usage_key:
         item["usage_key_id"] = attr_s(tenant.usage_key_id)
         item["usage_key"] = attr_s(tenant.usage_key)
+    if tenant.allowed_origins:
+        item["allowed_origins"] = {"L": [attr_s(origin) for origin in tenant.allowed_origins]}
     return item
 
 
@@ -64,7 +66,13 @@ def tenant_from_item(item: Item) -> TenantRecord:
         rate_limit=rate_limit,
         usage_key_id=item["usage_key_id"]["S"] if "usage_key_id" in item else None,
         usage_key=item["usage_key"]["S"] if "usage_key" in item else None,
+        allowed_origins=[origin["S"] for origin in item.get("allowed_origins", {}).get("L", [])],
     )
+
+
+def _origin_key(origin: str, tenant_id: str) -> Item:
+    """The preflight's lookup: which tenants allow an origin (a browser's preflight carries no key)."""
+    return {"pk": attr_s(f"ORIGIN#{origin}"), "sk": attr_s(_tenant_pk(tenant_id))}
 
 
 def _key_items(key: ApiKeyRecord) -> tuple[Item, Item]:
@@ -159,6 +167,42 @@ class DynamoTenantStore:
             self._client.put_item(
                 TableName=self._table, Item=tenant_to_item(tenant), ConditionExpression="attribute_exists(pk)"
             )
+
+    def save_tenant_origins(self, tenant: TenantRecord, previous: list[str]) -> None:
+        """Saves the tenant and, in the same transaction, the origin lookup items that changed."""
+        writes: list[Item] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": tenant_to_item(tenant),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            }
+        ]
+        writes += [
+            {"Delete": {"TableName": self._table, "Key": _origin_key(origin, tenant.tenant_id)}}
+            for origin in set(previous) - set(tenant.allowed_origins)
+        ]
+        writes += [
+            {"Put": {"TableName": self._table, "Item": _origin_key(origin, tenant.tenant_id)}}
+            for origin in set(tenant.allowed_origins) - set(previous)
+        ]
+        with translated_errors():
+            self._client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+
+    def origin_allowed(self, origin: str) -> bool:
+        with translated_errors():
+            answer = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": attr_s(f"ORIGIN#{origin}")},
+                Limit=1,
+            )
+        return bool(answer.get("Items"))
+
+    def get_key(self, owner_tenant_id: str | None, key_id: str) -> ApiKeyRecord | None:
+        item = self._get(_key_owner(owner_tenant_id), f"KEY#{key_id}")
+        return key_from_item(item) if item else None
 
     def add_key(self, key: ApiKeyRecord) -> None:
         with translated_errors():
