@@ -46,7 +46,7 @@ def list_tenants(
 
 @app.patch(
     "/v1/tenants/<tenant_id>",
-    summary="Deactivate or reactivate a tenant, or set its rate limit",
+    summary="Deactivate or reactivate a tenant, set its rate limit or its tracking plan (validation)",
     tags=["tenants"],
     responses=documented(TenantOut, *ADMIN_ERRORS),
 )

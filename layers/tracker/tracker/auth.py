@@ -13,7 +13,7 @@ from typing import Any
 
 from tracker.errors import Unauthorized
 from tracker.interfaces import TenantStore
-from tracker.records import RateLimitRecord, Role
+from tracker.records import RateLimitRecord, Role, ValidationMode
 from tracker.tenants import hash_api_key
 
 ADMIN_PATHS = ("v1/tenants", "v1/tenants/*")
@@ -30,6 +30,8 @@ class Principal:
     usage_key: str | None = None
     rate: float | None = None
     burst: int | None = None
+    validation: ValidationMode = "off"
+    """The tenant's tracking plan mode, for ingest (as stale as API Gateway's cache of this answer)."""
 
     def context(self) -> dict[str, str | float | int]:
         """What the handlers (and the local gateway's rate limiter) read from ``requestContext.authorizer``."""
@@ -38,6 +40,7 @@ class Principal:
             "role": self.role,
             "key_id": self.key_id,
             "timezone": self.timezone,
+            "validation": self.validation,
         }
         if self.rate is not None and self.burst is not None:
             context.update(rate=self.rate, burst=self.burst)
@@ -68,6 +71,7 @@ def authenticate(store: TenantStore, api_key: str | None, default_limit: RateLim
         usage_key=tenant.usage_key,
         rate=limit.rate,
         burst=limit.burst,
+        validation=tenant.validation,
     )
 
 

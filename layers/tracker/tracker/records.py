@@ -12,6 +12,8 @@ Tenants table (``pk``, ``sk``)
     ``TENANT_NAME#{name} / TENANT_NAME``: reserves a name.
     ``{owner} / KEY#{key_id}``: a key of its owner (``TENANT#{id}`` or ``ADMIN``), with its hash.
     ``APIKEY#{sha256} / APIKEY``: the authorizer's lookup of a key by its hash.
+Catalog table (``tenant_id``, ``name``)
+    One item per event type of a tenant: a tenant's catalog is one key range ordered by name.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from tracker.timefmt import format_utc
 RECEIVED_SHARDS = 8
 
 Role = Literal["tenant", "admin"]
+ValidationMode = Literal["off", "flag", "block"]
+"""A tenant's tracking plan: ignore the catalog, store and flag events that break it, or reject them."""
+ViolationKind = Literal["unplanned_action", "required_missing", "type_mismatch"]
+
+
+class Violation(BaseModel):
+    """How an event breaks its tenant's tracking plan; ``field`` is ``action`` or ``metadata.{key}``."""
+
+    kind: ViolationKind
+    field: str
 
 
 class EventRecord(BaseModel):
@@ -38,6 +50,8 @@ class EventRecord(BaseModel):
     received_at: datetime
     metadata: dict[str, Any] | None
     fingerprint: str
+    violations: list[Violation] = []
+    """Stored in ``flag`` mode: what the event broke of the plan when it was received (not content)."""
 
     @property
     def pk(self) -> str:
@@ -84,6 +98,7 @@ class TenantRecord(BaseModel):
     usage_key_id: str | None = None
     """The tenant's API Gateway API key, by which its usage plan (rate limit) applies."""
     usage_key: str | None = None
+    validation: ValidationMode = "off"
 
 
 class ApiKeyRecord(BaseModel):
@@ -102,5 +117,25 @@ class ErasureRecord(BaseModel):
     user_id: str
     status: Literal["pending", "running", "completed", "failed"]
     deleted_events: int
+    created_at: datetime
+    updated_at: datetime
+
+
+PropertyType = Literal["number", "string", "boolean"]
+
+
+class PropertyRule(BaseModel):
+    type: PropertyType
+    required: bool = False
+
+
+class EventTypeRecord(BaseModel):
+    """One entry of a tenant's catalog: an action's meaning, points and declared metadata properties."""
+
+    tenant_id: str
+    name: str
+    description: str
+    points: int
+    properties: dict[str, PropertyRule]
     created_at: datetime
     updated_at: datetime

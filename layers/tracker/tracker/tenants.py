@@ -45,6 +45,7 @@ def tenant_out(tenant: TenantRecord) -> TenantOut:
         active=tenant.active,
         created_at=tenant.created_at,
         rate_limit=rate_limit,
+        validation=tenant.validation,
     )
 
 
@@ -87,7 +88,11 @@ def _existing(store: TenantStore, tenant_id: str) -> TenantRecord:
 
 
 def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: TenantPatch) -> TenantOut:
-    """Applies the fields the patch sets; ``rate_limit: null`` restores the default."""
+    """Applies the fields the patch sets; ``rate_limit: null`` restores the default.
+
+    ``validation`` reaches ingest through the authorizer's answer, which API Gateway caches per key
+    for ``AuthorizerCacheSeconds``: a new mode applies within that time.
+    """
     tenant = _existing(store, tenant_id)
     if "active" in patch.model_fields_set and patch.active is not None:
         tenant.active = patch.active
@@ -96,6 +101,8 @@ def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: 
         tenant.rate_limit = RateLimitRecord(rate=limit.rate, burst=limit.burst) if limit else None
         if tenant.usage_key_id:
             plans.apply_rate_limit(tenant.tenant_id, tenant.usage_key_id, tenant.rate_limit)
+    if "validation" in patch.model_fields_set:
+        tenant.validation = patch.validation
     store.save_tenant(tenant)
     return tenant_out(tenant)
 
