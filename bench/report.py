@@ -156,7 +156,11 @@ def _catalog(section: dict[str, Any]) -> list[str]:
             f"{_ops(entry['requests_per_batch']):<40}{outcome['accepted']}/{outcome['rejected']}"
         )
     check = validation["check_only_ms"]
-    lines.append(f"   the check alone (no I/O): flag {check['flag']:.2f} ms, block {check['block']:.2f} ms per batch")
+    lines.append(
+        f"   the check alone (no I/O): flag {check['flag']:.2f} ms, block {check['block']:.2f} ms per batch; "
+        f"a cold cache's read of the batch's {len(validation['actions'])} event types (one BatchGetItem): "
+        f"{validation['cold_catalog_read_ms']:.1f} ms"
+    )
     lines.append(
         f"   Catalog search through functions/event_types/app.py: {search['catalog_size']:,} types in the tenant "
         f"({search['item_bytes']} bytes an item in DynamoDB), limit 50"

@@ -510,21 +510,23 @@ def expect_b_own_type(body: Any) -> str | None:
     return None if body.get("name") == A_TYPE and body.get("points") == 1 else f"not B's own new type: {body}"
 
 
+def hinted_attack(
+    w: World, method: str, path: str, expect: int, check: Check | None = None, body: Any = None
+) -> Attack:
+    """B's key, with A's tenant id in the query and in a header, as a handler reading it from the request would."""
+    hint = with_tenant_hint(path, w.a_id)
+    return Attack(
+        "B key, A tenant id in query/header", method, hint, w.b_key, expect, body, {TENANT_HINT_HEADER: w.a_id}, check
+    )
+
+
 def event_types_attacks(w: World) -> list[Attack]:
     path = "/v1/event-types"
     return [
         Attack("B key, A catalog", "GET", path, w.b_key, 200, check=expect_no_types),
         Attack("B key, A catalog", "GET", f"{path}?search={w.marker}", w.b_key, 200, check=expect_no_types),
         Attack("B key, A catalog", "GET", f"{path}?search={A_TYPE}", w.b_key, 200, check=expect_no_types),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(path, w.a_id),
-            w.b_key,
-            200,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=expect_no_types,
-        ),
+        hinted_attack(w, "GET", path, 200, expect_no_types),
         Attack("B key, A cursor", "GET", f"{path}?limit=1&cursor={w.a_types_cursor}", w.b_key, 400),
     ]
 
@@ -556,15 +558,7 @@ def event_type_attacks(method: str) -> Callable[[World], list[Attack]]:
         body = {"points": 0, "description": "taken over"} if method == "PATCH" else None
         return [
             Attack("B key, A type name", method, path, w.b_key, 404, body=body),
-            Attack(
-                "B key, A tenant id in query/header",
-                method,
-                with_tenant_hint(path, w.a_id),
-                w.b_key,
-                404,
-                body=body,
-                headers={TENANT_HINT_HEADER: w.a_id},
-            ),
+            hinted_attack(w, method, path, 404, body=body),
         ]
 
     return attacks

@@ -231,6 +231,13 @@ def test_an_admin_key_is_refused(functions: Functions) -> None:
 # ---------------------------------------------------------------- the tenant's validation mode
 
 
+def patch_tenant(functions: Functions, tenant_id: str, body: dict[str, Any]) -> HttpAnswer:
+    path = {"tenant_id": tenant_id}
+    return functions.http(
+        api_event("PATCH", "/v1/tenants/{tenant_id}", authorizer=admin_context(), path_parameters=path, body=body)
+    )
+
+
 def test_validation_set_by_the_admin_reaches_the_authorizer_context(
     functions: Functions, template: Template, dynamodb: Any
 ) -> None:
@@ -240,15 +247,7 @@ def test_validation_set_by_the_admin_reaches_the_authorizer_context(
     assert created.body["validation"] == "off"
     tenant_id = created.body["tenant_id"]
     # When the admin sets block, Then the tenant says so and the authorizer passes it with the key
-    patched = functions.http(
-        api_event(
-            "PATCH",
-            "/v1/tenants/{tenant_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant_id},
-            body={"validation": "block"},
-        )
-    )
+    patched = patch_tenant(functions, tenant_id, {"validation": "block"})
     assert patched.status == 200, patched.body
     assert patched.body["validation"] == "block"
     policy = functions.invoke("AuthorizerFunction", authorizer_event(created.body["api_key"]))
@@ -257,16 +256,7 @@ def test_validation_set_by_the_admin_reaches_the_authorizer_context(
     assert isinstance(stored, TenantRecord)
     assert stored.validation == "block"
     # and a bad mode is a 422
-    bad = functions.http(
-        api_event(
-            "PATCH",
-            "/v1/tenants/{tenant_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant_id},
-            body={"validation": "strict"},
-        )
-    )
-    assert_error_shape(bad, 422, "validation_error")
+    assert_error_shape(patch_tenant(functions, tenant_id, {"validation": "strict"}), 422, "validation_error")
 
 
 # ---------------------------------------------------------------- the plan at ingest
