@@ -226,10 +226,17 @@ def _text_characters(value: str) -> str:
     return value
 
 
+def _searchable(value: str) -> str:
+    """Text a search can hold: no control characters, and no lone surrogate (DynamoDB takes UTF-8 only)."""
+    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in value):
+        raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
 PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS), AfterValidator(_text_characters)]
 Points = Annotated[StrictInt, Field(ge=0, le=MAX_POINTS, description="Whole points, 0 to 1,000,000.")]
-SearchText = Annotated[str, StringConstraints(max_length=MAX_SEARCH_CHARS), AfterValidator(_no_control_characters)]
+SearchText = Annotated[str, StringConstraints(max_length=MAX_SEARCH_CHARS), AfterValidator(_searchable)]
 
 
 class PropertySpec(BaseModel):
