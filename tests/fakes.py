@@ -241,9 +241,9 @@ class InMemoryEventTypeStore:
     def update_event_type(self, tenant_id: str, name: str, changes: EventTypeChanges) -> EventTypeRecord | None:
         self._check_up()
         record = self.types.get((tenant_id, name))
-        if record is None:
+        if record is None or changes.expected_version not in {None, record.version}:
             return None
-        updates: dict[str, Any] = {"updated_at": changes.updated_at}
+        updates: dict[str, Any] = {"updated_at": changes.updated_at, "version": record.version + 1}
         if changes.description is not None:
             updates["description"] = changes.description
         if changes.points is not None:

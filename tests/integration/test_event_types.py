@@ -13,7 +13,9 @@ from urllib.parse import quote
 import pytest
 
 from local_stack.template import Template
+from tracker.adapters.catalog_table import DynamoEventTypeStore
 from tracker.adapters.events_table import event_from_item
+from tracker.interfaces import EventTypeChanges
 from tracker.records import EventRecord, TenantRecord
 
 from .support import (
@@ -401,3 +403,26 @@ def test_names_with_any_percent_encoding_reach_the_handler_decoded(functions: Fu
     assert quote("a:b", safe="") in event["path"]
     assert functions.http(event).status == 200
     assert json.loads(json.dumps(functions.http(event).body))["name"] == "a:b"
+
+
+def test_the_store_keeps_declarations_and_applies_a_change_only_to_its_version(
+    functions: Functions, template: Template, dynamodb: Any
+) -> None:
+    # Given a type created, then patched with a new property
+    store = DynamoEventTypeStore(dynamodb, template.functions["EventTypesFunction"].environment["CATALOG_TABLE"])
+    create(functions, PURCHASE)
+    created = store.get_event_type(TENANT, "purchase")
+    assert created is not None
+    assert created.version == 0
+    properties = {**PURCHASE["properties"], "coupon": {"type": "string"}}
+    assert call(functions, "PATCH", "purchase", {"properties": properties}).status == 200
+    patched = store.get_event_type(TENANT, "purchase")
+    assert patched is not None
+    # Then the kept properties keep their declaration, the new one has the patch's, and the version moved
+    assert patched.version == 1
+    assert patched.properties["amount"].declared_at == created.properties["amount"].declared_at
+    assert patched.properties["coupon"].declared_at == patched.updated_at
+    # And a change computed from version 0 is refused by the store
+    stale = EventTypeChanges(None, 5, {}, patched.updated_at, expected_version=0)
+    assert store.update_event_type(TENANT, "purchase", stale) is None
+    assert store.get_event_type(TENANT, "purchase") == patched

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from tests.fakes import InMemoryEventTypeStore
 from tracker import catalog
 from tracker.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from tracker.interfaces import EventTypeChanges
 from tracker.models import EventTypeIn, EventTypePage, EventTypePatch
 
 from .support import OTHER_TENANT, RECEIVED, TENANT
@@ -277,3 +278,93 @@ def test_pages_of_a_search_are_exactly_the_matching_types_by_name(
     )
     assert cursor is None
     assert found == expected
+
+
+# ---------------------------------------------------------------- when each property was declared
+
+EVEN_LATER = LATER + timedelta(minutes=5)
+
+
+def stored(store: InMemoryEventTypeStore, name: str = "purchase") -> Any:
+    record = store.get_event_type(TENANT, name)
+    assert record is not None
+    return record
+
+
+def test_the_properties_of_a_new_type_are_declared_when_it_is_created(store: InMemoryEventTypeStore) -> None:
+    catalog.create_event_type(store, TENANT, purchase(), now=RECEIVED)
+    assert {key: rule.declared_at for key, rule in stored(store).properties.items()} == {
+        "amount": RECEIVED,
+        "sku": RECEIVED,
+    }
+
+
+def test_a_property_keeps_its_declaration_unless_its_type_changes(store: InMemoryEventTypeStore) -> None:
+    # Given a type declared at RECEIVED
+    catalog.create_event_type(store, TENANT, purchase(), now=RECEIVED)
+    # When a patch keeps amount (now optional), turns sku into a number and adds quantity
+    properties = {"amount": {"type": "number"}, "sku": {"type": "number"}, "quantity": {"type": "number"}}
+    patch = EventTypePatch.model_validate({"properties": properties})
+    catalog.update_event_type(store, TENANT, "purchase", patch, now=LATER)
+    # Then amount is still declared since RECEIVED; sku and quantity since the patch
+    rules = stored(store).properties
+    assert {key: rule.declared_at for key, rule in rules.items()} == {
+        "amount": RECEIVED,
+        "sku": LATER,
+        "quantity": LATER,
+    }
+    assert rules["amount"].required is False
+    # And a property dropped and declared again starts again
+    catalog.update_event_type(store, TENANT, "purchase", EventTypePatch(properties={}), now=EVEN_LATER)
+    catalog.update_event_type(
+        store, TENANT, "purchase", EventTypePatch.model_validate({"properties": properties}), now=EVEN_LATER
+    )
+    assert {rule.declared_at for rule in stored(store).properties.values()} == {EVEN_LATER}
+
+
+def test_a_patch_without_properties_leaves_the_declarations(store: InMemoryEventTypeStore) -> None:
+    catalog.create_event_type(store, TENANT, purchase(), now=RECEIVED)
+    catalog.update_event_type(store, TENANT, "purchase", EventTypePatch(points=1), now=LATER)
+    assert {rule.declared_at for rule in stored(store).properties.values()} == {RECEIVED}
+
+
+class MovingStore(InMemoryEventTypeStore):
+    """Another writer changes the type between each read and write of a patch, ``moves`` times."""
+
+    def __init__(self, moves: int, delete: bool = False) -> None:
+        super().__init__()
+        self.moves = moves
+        self.delete = delete
+
+    def get_event_type(self, tenant_id: str, name: str) -> Any:
+        record = super().get_event_type(tenant_id, name)
+        if self.moves > 0 and record is not None:
+            self.moves -= 1
+            if self.delete:
+                self.delete_event_type(tenant_id, name)
+            else:
+                super().update_event_type(tenant_id, name, EventTypeChanges(None, 99, None, RECEIVED))
+        return record
+
+
+def test_a_patch_of_properties_computed_from_a_stale_version_is_computed_again() -> None:
+    store = MovingStore(moves=2)
+    catalog.create_event_type(store, TENANT, purchase(), now=RECEIVED)
+    patch = EventTypePatch.model_validate({"properties": {"amount": {"type": "string"}}})
+    changed = catalog.update_event_type(store, TENANT, "purchase", patch, now=LATER)
+    assert changed.properties["amount"].type == "string"
+    assert changed.points == 99
+    assert stored(store).version == 3
+
+
+def test_a_type_that_keeps_changing_is_a_409_and_one_deleted_meanwhile_a_404() -> None:
+    store = MovingStore(moves=catalog.MAX_EDIT_ATTEMPTS)
+    catalog.create_event_type(store, TENANT, purchase(), now=RECEIVED)
+    patch = EventTypePatch.model_validate({"properties": {}})
+    with pytest.raises(Conflict):
+        catalog.update_event_type(store, TENANT, "purchase", patch, now=LATER)
+    assert set(stored(store).properties) == {"amount", "sku"}
+    deleting = MovingStore(moves=1, delete=True)
+    catalog.create_event_type(deleting, TENANT, purchase(), now=RECEIVED)
+    with pytest.raises(NotFound):
+        catalog.update_event_type(deleting, TENANT, "purchase", patch, now=LATER)

@@ -21,8 +21,19 @@ NAME_RULE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 """The rule of an event's ``action``, which names its type."""
 
 
-def _rules(properties: dict[str, PropertySpec]) -> dict[str, PropertyRule]:
-    return {key: PropertyRule(type=spec.type, required=spec.required) for key, spec in properties.items()}
+MAX_EDIT_ATTEMPTS = 3
+
+
+def _rules(
+    properties: dict[str, PropertySpec], now: datetime, before: dict[str, PropertyRule] | None = None
+) -> dict[str, PropertyRule]:
+    """The declared properties; one that keeps its type keeps its ``declared_at``, the others are declared now."""
+    rules = {}
+    for key, spec in properties.items():
+        kept = (before or {}).get(key)
+        declared_at = kept.declared_at if kept is not None and kept.type == spec.type and kept.declared_at else now
+        rules[key] = PropertyRule(type=spec.type, required=spec.required, declared_at=declared_at)
+    return rules
 
 
 def event_type_out(record: EventTypeRecord) -> EventTypeOut:
@@ -54,7 +65,7 @@ def create_event_type(
         name=request.name,
         description=request.description,
         points=request.points,
-        properties=_rules(request.properties),
+        properties=_rules(request.properties, now),
         created_at=now,
         updated_at=now,
     )
@@ -75,7 +86,12 @@ def get_event_type(store: EventTypeStore, tenant_id: str, name: str) -> EventTyp
 def update_event_type(
     store: EventTypeStore, tenant_id: str, name: str, patch: EventTypePatch, now: datetime | None = None
 ) -> EventTypeOut:
-    """Sets the fields the patch holds; ``properties`` replaces the map (a property left out is undeclared)."""
+    """Sets the fields the patch holds; ``properties`` replaces the map (a property left out is undeclared).
+
+    New properties, and those whose type changes, are declared now: their numeric statistics start
+    with the events received from now on. That needs the stored map, so such a patch is applied only
+    to the version it was computed from, and computed again (a few times) if another change came first.
+    """
     _known_name(name)
     if patch.name is not None and patch.name != name:
         raise ValidationFailed(
@@ -83,16 +99,30 @@ def update_event_type(
             [field_error("name", f"must be {name!r}, the name in the path", "immutable")],
         )
     sent = patch.model_fields_set
-    changes = EventTypeChanges(
-        description=patch.description if "description" in sent else None,
-        points=patch.points if "points" in sent else None,
-        properties=_rules(patch.properties) if "properties" in sent else None,
-        updated_at=now or utc_now(),
-    )
-    record = store.update_event_type(tenant_id, name, changes)
-    if record is None:
-        raise NotFound(f"No event type named {name!r}.")
-    return event_type_out(record)
+    now = now or utc_now()
+    for _attempt in range(MAX_EDIT_ATTEMPTS):
+        properties = expected_version = None
+        if "properties" in sent:
+            current = store.get_event_type(tenant_id, name)
+            if current is None:
+                break
+            properties = _rules(patch.properties, now, current.properties)
+            expected_version = current.version
+        changes = EventTypeChanges(
+            description=patch.description if "description" in sent else None,
+            points=patch.points if "points" in sent else None,
+            properties=properties,
+            updated_at=now,
+            expected_version=expected_version,
+        )
+        record = store.update_event_type(tenant_id, name, changes)
+        if record is not None:
+            return event_type_out(record)
+        if expected_version is None:
+            break
+    else:
+        raise Conflict(f"Event type {name!r} kept changing while this change was applied; send it again.")
+    raise NotFound(f"No event type named {name!r}.")
 
 
 def delete_event_type(store: EventTypeStore, tenant_id: str, name: str) -> None:

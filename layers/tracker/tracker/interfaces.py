@@ -182,6 +182,8 @@ class EventTypeChanges:
     points: int | None
     properties: dict[str, PropertyRule] | None
     updated_at: datetime
+    expected_version: int | None = None
+    """Apply only to this version of the type (None: to whatever is stored)."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ class EventTypeStore(Protocol):
         """The types of these names that exist (a name without a type is absent from the answer)."""
 
     def update_event_type(self, tenant_id: str, name: str, changes: EventTypeChanges) -> EventTypeRecord | None:
-        """Applies the changes atomically; the type as it is now, or None when there is no such type."""
+        """Applies the changes atomically; the type as it is now, or None when there is no such type
+        (or, with ``expected_version``, no longer that version)."""
 
     def delete_event_type(self, tenant_id: str, name: str) -> bool:
         """False when there was no such type."""

@@ -127,6 +127,8 @@ PropertyType = Literal["number", "string", "boolean"]
 class PropertyRule(BaseModel):
     type: PropertyType
     required: bool = False
+    declared_at: datetime | None = None
+    """Since when the property has had this type: numeric statistics count events received from then on."""
 
 
 class EventTypeRecord(BaseModel):
@@ -139,3 +141,5 @@ class EventTypeRecord(BaseModel):
     properties: dict[str, PropertyRule]
     created_at: datetime
     updated_at: datetime
+    version: int = 0
+    """Incremented by every change: a change computed from one version is applied only to that version."""

@@ -48,7 +48,7 @@ def search_text(name: str, description: str) -> str:
 
 
 def _properties_json(properties: dict[str, PropertyRule]) -> str:
-    return compact_json({key: rule.model_dump() for key, rule in properties.items()})
+    return compact_json({key: rule.model_dump(mode="json") for key, rule in properties.items()})
 
 
 def event_type_to_item(record: EventTypeRecord) -> Item:
@@ -62,6 +62,7 @@ def event_type_to_item(record: EventTypeRecord) -> Item:
         "properties": attr_s(_properties_json(record.properties)),
         "created_at": attr_s(format_utc(record.created_at)),
         "updated_at": attr_s(format_utc(record.updated_at)),
+        "version": {"N": str(record.version)},
     }
 
 
@@ -75,6 +76,7 @@ def event_type_from_item(item: Item) -> EventTypeRecord:
         properties={key: PropertyRule.model_validate(rule) for key, rule in properties.items()},
         created_at=parse_utc(item["created_at"]["S"]),
         updated_at=parse_utc(item["updated_at"]["S"]),
+        version=int(item.get("version", {"N": "0"})["N"]),
     )
 
 
@@ -130,8 +132,12 @@ class DynamoEventTypeStore:
         return found
 
     def update_event_type(self, tenant_id: str, name: str, changes: EventTypeChanges) -> EventTypeRecord | None:
-        sets = ["updated_at = :updated_at"]
-        values: Item = {":updated_at": attr_s(format_utc(changes.updated_at))}
+        sets = ["updated_at = :updated_at", "version = if_not_exists(version, :zero) + :one"]
+        values: Item = {":updated_at": attr_s(format_utc(changes.updated_at)), ":zero": {"N": "0"}, ":one": {"N": "1"}}
+        condition = "attribute_exists(#name)"
+        if changes.expected_version is not None:
+            condition += " AND version = :expected"
+            values[":expected"] = {"N": str(changes.expected_version)}
         if changes.description is not None:
             sets += ["description = :description", "search_text = :search_text"]
             values[":description"] = attr_s(changes.description)
@@ -148,7 +154,7 @@ class DynamoEventTypeStore:
                     TableName=self._table,
                     Key=self._key(tenant_id, name),
                     UpdateExpression="SET " + ", ".join(sets),
-                    ConditionExpression="attribute_exists(#name)",
+                    ConditionExpression=condition,
                     ExpressionAttributeNames={"#name": "name"},
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
