@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -36,6 +36,7 @@ from tracker.timefmt import format_utc, parse_utc
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+Answer = TypeVar("Answer")
 BATCH_GET_LIMIT = 100
 SEARCH_PAGE_BUDGET = 16
 """Query pages (1 MB each) one search request reads at most before it answers with a position."""
@@ -80,6 +81,17 @@ def event_type_from_item(item: Item) -> EventTypeRecord:
     )
 
 
+def _unless_condition_fails(write: Callable[[], Answer]) -> Answer | None:
+    """The answer of a conditional write, or None when its condition failed."""
+    try:
+        with translated_errors():
+            return write()
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return None
+        raise
+
+
 class DynamoEventTypeStore:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._client = client
@@ -90,18 +102,16 @@ class DynamoEventTypeStore:
         return {"tenant_id": attr_s(tenant_id), "name": attr_s(name)}
 
     def create_event_type(self, record: EventTypeRecord) -> None:
-        try:
-            with translated_errors():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=event_type_to_item(record),
-                    ConditionExpression="attribute_not_exists(#name)",
-                    ExpressionAttributeNames={"#name": "name"},
-                )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise DuplicateEventType(record.name) from error
-            raise
+        written = _unless_condition_fails(
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=event_type_to_item(record),
+                ConditionExpression="attribute_not_exists(#name)",
+                ExpressionAttributeNames={"#name": "name"},
+            )
+        )
+        if written is None:
+            raise DuplicateEventType(record.name)
 
     def get_event_type(self, tenant_id: str, name: str) -> EventTypeRecord | None:
         with translated_errors():
@@ -148,37 +158,29 @@ class DynamoEventTypeStore:
         if changes.properties is not None:
             sets.append("properties = :properties")
             values[":properties"] = attr_s(_properties_json(changes.properties))
-        try:
-            with translated_errors():
-                answer = self._client.update_item(
-                    TableName=self._table,
-                    Key=self._key(tenant_id, name),
-                    UpdateExpression="SET " + ", ".join(sets),
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={"#name": "name"},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return event_type_from_item(answer["Attributes"])
+        answer = _unless_condition_fails(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant_id, name),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#name": "name"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        )
+        return event_type_from_item(answer["Attributes"]) if answer is not None else None
 
     def delete_event_type(self, tenant_id: str, name: str) -> bool:
-        try:
-            with translated_errors():
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key=self._key(tenant_id, name),
-                    ConditionExpression="attribute_exists(#name)",
-                    ExpressionAttributeNames={"#name": "name"},
-                )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        deleted = _unless_condition_fails(
+            lambda: self._client.delete_item(
+                TableName=self._table,
+                Key=self._key(tenant_id, name),
+                ConditionExpression="attribute_exists(#name)",
+                ExpressionAttributeNames={"#name": "name"},
+            )
+        )
+        return deleted is not None
 
     def search_event_types(self, search: EventTypeSearch) -> tuple[list[EventTypeRecord], str | None]:
         request: dict[str, Any] = {
