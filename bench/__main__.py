@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog")
 SIZES = {
     "full": {
         "import_rounds": 7,
@@ -37,6 +37,7 @@ SIZES = {
         "stats_small": 10_000,
         "stats_large": 200_000,
         "stats_users": 200,
+        "catalog_rounds": 7,
     },
     "quick": {
         "import_rounds": 3,
@@ -48,6 +49,7 @@ SIZES = {
         "stats_small": 2_000,
         "stats_large": 20_000,
         "stats_users": 40,
+        "catalog_rounds": 3,
     },
 }
 
@@ -100,6 +102,10 @@ def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
             new_events=sizes["rollup_new_events"],
             check_events=(sizes["rollup_check_old_events"], sizes["rollup_check_new_events"]),
         )
+    if name == "catalog":
+        from bench import catalog_cost
+
+        return catalog_cost.run(template, rounds=sizes["catalog_rounds"])
     from bench import stats_cost
 
     return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
@@ -125,6 +131,15 @@ def invalid_measurements(results: dict[str, Any]) -> list[str]:
             for size in ("small", "large"):
                 if not measured[size]["answer_matches_data"]:
                     problems.append(f"stats {route} ({size}): the answer does not match the data")
+    catalog = results.get("catalog")
+    if catalog:
+        if not catalog["validation"]["outcomes_ok"]:
+            problems.append("catalog: a batch was not stored or rejected as its mode says")
+        problems += [
+            f"catalog search {label}: the answer does not match the data"
+            for label, measured in catalog["search"]["calls"].items()
+            if not measured["answer_matches_data"]
+        ]
     return problems
 
 

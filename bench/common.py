@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,3 +62,32 @@ def function(template: Template, logical_id: str) -> FunctionSpec:
     if spec is None:
         raise SystemExit(f"template.yaml has no {logical_id}; the bench needs it")
     return spec
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Drops what a handler writes to stdout (its EMF metrics and logs), at the file descriptor level."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            with contextlib.redirect_stdout(sink):
+                yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def load_function_module(spec: FunctionSpec, name: str) -> ModuleType:
+    """A function's ``app.py`` as a module called ``name``, with its code and layers on ``sys.path``."""
+    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    module_spec = importlib.util.spec_from_file_location(name, spec.code_uri / "app.py")
+    if module_spec is None or module_spec.loader is None:
+        raise SystemExit(f"cannot load {spec.code_uri / 'app.py'}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module

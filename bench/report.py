@@ -142,6 +142,38 @@ def _stats(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _catalog(section: dict[str, Any]) -> list[str]:
+    validation, search = section["validation"], section["search"]
+    lines = [
+        f"5. Tracking plan: POST /v1/events/batch of {validation['batch_size']} through functions/ingest/app.py "
+        f"on moto (median of {validation['rounds']} rounds, 20 actions, every 10th event breaks the plan)",
+        f"   {'mode':<22}{'ms/batch':>10}{'vs off':>9}  requests per batch{'':<22}accepted/rejected",
+    ]
+    for mode, entry in validation["modes"].items():
+        outcome = entry["outcome"]
+        lines.append(
+            f"   {mode:<22}{entry['median_ms']:>10.1f}{entry['added_ms_vs_off']:>+9.1f}  "
+            f"{_ops(entry['requests_per_batch']):<40}{outcome['accepted']}/{outcome['rejected']}"
+        )
+    check = validation["check_only_ms"]
+    lines.append(
+        f"   the check alone (no I/O): flag {check['flag']:.2f} ms, block {check['block']:.2f} ms per batch; "
+        f"a cold cache's read of the batch's {len(validation['actions'])} event types (one BatchGetItem): "
+        f"{validation['cold_catalog_read_ms']:.1f} ms"
+    )
+    lines.append(
+        f"   Catalog search through functions/event_types/app.py: {search['catalog_size']:,} types in the tenant "
+        f"({search['item_bytes']} bytes an item in DynamoDB), limit 50"
+    )
+    lines.append(f"   {'search':<26}{'median ms':>10}{'max ms':>8}{'Query':>7}{'items read':>12}{'RRU':>8}  answered")
+    for label, entry in search["calls"].items():
+        lines.append(
+            f"   {label:<26}{entry['median_ms']:>10.1f}{entry['max_ms']:>8.1f}{entry['requests'].get('Query', 0):>7}"
+            f"{entry['items_scanned']:>12,}{entry['billed_read_units']:>8}  {entry['items_answered']}"
+        )
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -150,7 +182,8 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs, load average {meta['load_average_at_start'][0]} -> {meta['load_average_at_end'][0]}, "
         f"{meta['total_seconds']} s",
     ]
-    for name, render_section in (("imports", _imports), ("ingest", _ingest), ("rollup", _rollup), ("stats", _stats)):
+    sections = (("imports", _imports), ("ingest", _ingest), ("rollup", _rollup), ("stats", _stats))
+    for name, render_section in (*sections, ("catalog", _catalog)):
         if name in results:
             lines += ["", *render_section(results[name]), f"   ({meta['section_seconds'][name]} s)"]
         elif name in meta["errors"]:

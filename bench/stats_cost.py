@@ -11,24 +11,20 @@ items read on the product's client are counted. The two tenants' figures must be
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
-import os
 import random
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bench.common import function, log
+from bench.common import function, load_function_module, log, quiet_stdout
 from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
 from bench.dynamo import Recorder, large_commits, mocked_aws
 
 if TYPE_CHECKING:
-    from local_stack.template import FunctionSpec, Template
+    from local_stack.template import Template
     from tracker.records import EventRecord
 
 HOURS = 48
@@ -51,35 +47,6 @@ DESCRIPTIONS = {
     "Frequency": "frequency, default 7 days",
     "ActionDaily": f"actions/{ACTION}/daily, default 7 days",
 }
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Drops what the handler writes to stdout (its EMF metrics and logs), at the file descriptor level."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        os.dup2(sink.fileno(), 1)
-        try:
-            with contextlib.redirect_stdout(sink):
-                yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    module_spec = importlib.util.spec_from_file_location("bench_stats_app", spec.code_uri / "app.py")
-    if module_spec is None or module_spec.loader is None:
-        raise SystemExit(f"cannot load {spec.code_uri / 'app.py'}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, spec.handler_function)
-    return handler
 
 
 def _proxy_event(resource: str, path_parameters: dict[str, str], query: dict[str, str], tenant: dict[str, str]) -> Any:
@@ -178,7 +145,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             raise RuntimeError(f"the set-up rollup counted {report.events} of {small + large} events: {report}")
         setup_seconds = time.perf_counter() - started
 
-        handler = _load_handler(spec)
+        handler = getattr(load_function_module(spec, "bench_stats_app"), spec.handler_function)
         from local_stack.lambdas import LambdaContext, WorkerSetup
 
         setup = WorkerSetup.of(spec, dict(environment))
@@ -243,7 +210,7 @@ def _measure(
         }
         for key, tenant in tenants.items():
             event = _proxy_event(route.path, path_parameters, query, tenant)
-            with Recorder(client) as recorder, _quiet_stdout():
+            with Recorder(client) as recorder, quiet_stdout():
                 started = time.perf_counter()
                 answer = handler(event, context())
                 milliseconds = (time.perf_counter() - started) * 1000

@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import Any
 
-from tracker.interfaces import DuplicateName, TemporarilyUnavailable, UserEventsQuery
-from tracker.records import ApiKeyRecord, EventRecord, RateLimitRecord, TenantRecord
+from tracker.interfaces import (
+    DuplicateEventType,
+    DuplicateName,
+    EventTypeChanges,
+    EventTypeSearch,
+    TemporarilyUnavailable,
+    UserEventsQuery,
+)
+from tracker.records import ApiKeyRecord, EventRecord, EventTypeRecord, RateLimitRecord, TenantRecord
 from tracker.timefmt import format_utc
 
 
@@ -190,3 +198,80 @@ class InMemoryUsagePlans:
 
     def keys_of(self, tenant_id: str) -> list[str]:
         return [key_id for key_id, owner in self.key_tenant.items() if owner == tenant_id]
+
+
+class InMemoryEventTypeStore:
+    """The catalog as ``tracker.adapters.catalog_table`` keeps it: per tenant, by name (byte order),
+    search over the case-folded name and description; ``page_budget`` items read per search call
+    stand in for the adapter's budget of Query pages."""
+
+    def __init__(self, page_budget: int | None = None) -> None:
+        self.types: dict[tuple[str, str], EventTypeRecord] = {}
+        self.page_budget = page_budget
+        self.batch_get_calls = 0
+        self.keys_asked = 0
+        self.down = False
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise TemporarilyUnavailable("the in-memory catalog is down")
+
+    def create_event_type(self, record: EventTypeRecord) -> None:
+        self._check_up()
+        key = (record.tenant_id, record.name)
+        if key in self.types:
+            raise DuplicateEventType(record.name)
+        self.types[key] = record.model_copy(deep=True)
+
+    def get_event_type(self, tenant_id: str, name: str) -> EventTypeRecord | None:
+        self._check_up()
+        record = self.types.get((tenant_id, name))
+        return record.model_copy(deep=True) if record else None
+
+    def get_event_types(self, tenant_id: str, names: Collection[str]) -> dict[str, EventTypeRecord]:
+        self._check_up()
+        self.batch_get_calls += 1
+        self.keys_asked += len(set(names))
+        return {
+            name: self.types[(tenant_id, name)].model_copy(deep=True)
+            for name in set(names)
+            if (tenant_id, name) in self.types
+        }
+
+    def update_event_type(self, tenant_id: str, name: str, changes: EventTypeChanges) -> EventTypeRecord | None:
+        self._check_up()
+        record = self.types.get((tenant_id, name))
+        if record is None or changes.expected_version not in {None, record.version}:
+            return None
+        updates: dict[str, Any] = {"updated_at": changes.updated_at, "version": record.version + 1}
+        if changes.description is not None:
+            updates["description"] = changes.description
+        if changes.points is not None:
+            updates["points"] = changes.points
+        if changes.properties is not None:
+            updates["properties"] = changes.properties
+        self.types[(tenant_id, name)] = record.model_copy(update=updates, deep=True)
+        return self.types[(tenant_id, name)].model_copy(deep=True)
+
+    def delete_event_type(self, tenant_id: str, name: str) -> bool:
+        self._check_up()
+        return self.types.pop((tenant_id, name), None) is not None
+
+    def search_event_types(self, search: EventTypeSearch) -> tuple[list[EventTypeRecord], str | None]:
+        self._check_up()
+        in_range = sorted(
+            (record for (tenant, _), record in self.types.items() if tenant == search.tenant_id),
+            key=lambda record: record.name.encode(),
+        )
+        if search.after is not None:
+            in_range = [record for record in in_range if record.name.encode() > search.after.encode()]
+        matches: list[EventTypeRecord] = []
+        for read, record in enumerate(in_range, start=1):
+            text = f"{record.name.casefold()}\x00{record.description.casefold()}"
+            if search.needle is None or search.needle in text:
+                matches.append(record.model_copy(deep=True))
+            if len(matches) > search.limit:
+                return matches[: search.limit], matches[search.limit - 1].name
+            if self.page_budget is not None and read >= self.page_budget and read < len(in_range):
+                return matches, record.name
+        return matches, None

@@ -6,18 +6,36 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tracker import events
+from tracker import events, tracking_plan
+from tracker.adapters.catalog_table import event_type_store
 from tracker.adapters.events_table import event_store
 from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.observability import metrics
-from tracker.records import Role
-from tracker.rest import create_app, documented, error_responses, lambda_entry, model_response, tenant_id_of
+from tracker.records import Role, ValidationMode
+from tracker.rest import (
+    authorizer_context,
+    create_app,
+    documented,
+    error_responses,
+    lambda_entry,
+    model_response,
+    tenant_id_of,
+)
 from tracker.settings import get_settings, require_settings
 from tracker.timefmt import utc_now
 
-require_settings("events_table")  # fail at init, naming what is missing
+SETTINGS = require_settings("events_table", "catalog_table")  # fail at init, naming what is missing
 
 app = create_app()
+# Event types read from the catalog, kept by this execution environment for CATALOG_CACHE_SECONDS.
+CATALOG = tracking_plan.CatalogCache(SETTINGS.catalog_cache_seconds)
+VALIDATION_MODES: dict[str, ValidationMode] = {"off": "off", "flag": "flag", "block": "block"}
+
+
+def _plan_screen(tenant_id: str) -> tracking_plan.Screen | None:
+    """The tenant's tracking plan, in the mode the authorizer read with the key (``off`` if none)."""
+    mode = VALIDATION_MODES.get(str(authorizer_context(app).get("validation")), "off")
+    return tracking_plan.plan_screen(mode, event_type_store(), CATALOG, tenant_id)
 
 
 SINGLE_EVENT_ROUTE = "POST /v1/events"
@@ -50,7 +68,8 @@ def _count_single_event(route: str, status: int) -> None:
     },
 )
 def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
-    record = events.to_record(event, tenant_id_of(app, INGEST_ROLES), utc_now())
+    tenant_id = tenant_id_of(app, INGEST_ROLES)
+    record = tracking_plan.screen_one(_plan_screen(tenant_id), events.to_record(event, tenant_id, utc_now()))
     stored = events.store_event(event_store(), record)
     status = 201 if stored.status == "accepted" else 200
     return model_response(status, stored.to_status())
@@ -65,13 +84,15 @@ def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
 def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
     settings = get_settings()
     context = app.lambda_context
+    tenant_id = tenant_id_of(app, INGEST_ROLES)
     result = events.ingest_batch(
         event_store(),
         batch.events,
-        tenant_id_of(app, INGEST_ROLES),
+        tenant_id,
         utc_now(),
         settings.ingest_concurrency,
         out_of_time=lambda: context.get_remaining_time_in_millis() < settings.ingest_deadline_margin_ms,
+        screen=_plan_screen(tenant_id),
     )
     _count(result.accepted, result.duplicates, result.rejected)
     return result

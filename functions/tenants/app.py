@@ -46,7 +46,7 @@ def list_tenants(
 
 @app.patch(
     "/v1/tenants/<tenant_id>",
-    summary="Deactivate or reactivate a tenant, set its rate limit or its allowed web origins",
+    summary="Deactivate or reactivate a tenant; set its rate limit, tracking plan or allowed web origins",
     tags=["tenants"],
     responses=documented(TenantOut, *ADMIN_ERRORS),
 )

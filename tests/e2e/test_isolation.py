@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 VICTIM = "victim"
 OTHER_USER = "other-user"
 A_ACTION = "a-secret-action"
+A_TYPE = "a-secret-type"
 ERASURE_TIMEOUT_SECONDS = 60
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 TENANT_ROUTES_PHASES = ("read", "erase", "write")
@@ -88,6 +89,8 @@ class World:
     a_cursor: str
     a_cursor_query: str
     a_erasure_id: str
+    a_types: list[dict[str, Any]] = field(default_factory=list)
+    a_types_cursor: str = ""
     a_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,6 +136,11 @@ class World:
             "frequency": f"/v1/stats/frequency?{days}",
             "action-daily": f"/v1/stats/actions/{A_ACTION}/daily?{days}",
         }
+
+    def read_types(self, key: str) -> list[dict[str, Any]]:
+        reply = send(self.stack, "GET", "/v1/event-types?limit=100", key=key)
+        assert reply.status == 200, reply.body
+        return list(reply.body["items"])
 
     def read_stats(self, key: str) -> dict[str, Any]:
         answers = {}
@@ -203,6 +211,19 @@ def world(stack: Stack) -> World:
         a_cursor_query="limit=1",
         a_erasure_id=str(erasure.body["erasure_id"]),
     )
+    # A's catalog (its marker in the descriptions), paged, and its tracking plan in block mode
+    for name in (A_TYPE, f"{A_TYPE}-2"):
+        body = {"name": name, "description": f"{marker} type", "points": 7, "properties": {"card": {"type": "string"}}}
+        created = send(stack, "POST", "/v1/event-types", body, a["api_key"])
+        assert created.status == 201, created.body
+    types_page = send(stack, "GET", "/v1/event-types?limit=1", key=a["api_key"])
+    assert types_page.status == 200, types_page.body
+    assert types_page.body["next_cursor"], types_page.body
+    world.a_types_cursor = str(types_page.body["next_cursor"])
+    world.a_types = world.read_types(world.a_key)
+    assert [item["name"] for item in world.a_types] == [A_TYPE, f"{A_TYPE}-2"]
+    blocking = send(stack, "PATCH", f"/v1/tenants/{a['tenant_id']}", {"validation": "block"}, stack.admin_key)
+    assert blocking.status == 200, blocking.body
     # A itself sees its data: the attacks below have something to steal
     assert [event["event_id"] for event in world.a_events] == ["victim-1", "victim-2", "victim-3"]
     assert world.a_events[0]["metadata"]["marker"] == marker
@@ -481,6 +502,68 @@ def admin_attacks(w: World, method: str, route: str) -> list[Attack]:
     ]
 
 
+def expect_no_types(body: Any) -> str | None:
+    return None if body.get("items") == [] and body.get("next_cursor") is None else "event types were listed"
+
+
+def expect_b_own_type(body: Any) -> str | None:
+    return None if body.get("name") == A_TYPE and body.get("points") == 1 else f"not B's own new type: {body}"
+
+
+def hinted_attack(
+    w: World, method: str, path: str, expect: int, check: Check | None = None, body: Any = None
+) -> Attack:
+    """B's key, with A's tenant id in the query and in a header, as a handler reading it from the request would."""
+    hint = with_tenant_hint(path, w.a_id)
+    return Attack(
+        "B key, A tenant id in query/header", method, hint, w.b_key, expect, body, {TENANT_HINT_HEADER: w.a_id}, check
+    )
+
+
+def event_types_attacks(w: World) -> list[Attack]:
+    path = "/v1/event-types"
+    return [
+        Attack("B key, A catalog", "GET", path, w.b_key, 200, check=expect_no_types),
+        Attack("B key, A catalog", "GET", f"{path}?search={w.marker}", w.b_key, 200, check=expect_no_types),
+        Attack("B key, A catalog", "GET", f"{path}?search={A_TYPE}", w.b_key, 200, check=expect_no_types),
+        hinted_attack(w, "GET", path, 200, expect_no_types),
+        Attack("B key, A cursor", "GET", f"{path}?limit=1&cursor={w.a_types_cursor}", w.b_key, 400),
+    ]
+
+
+def create_event_type_attacks(w: World) -> list[Attack]:
+    # A's type name is free in B's catalog: a 201 of B's own (not a 409 telling that A has it)
+    body = {"name": A_TYPE, "points": 1, "tenant_id": w.a_id}
+    return [
+        Attack("B key, A type name", "POST", "/v1/event-types", w.b_key, 422, body=body, phase="write"),
+        Attack(
+            "B key, A type name (+ A tenant id in header)",
+            "POST",
+            "/v1/event-types",
+            w.b_key,
+            201,
+            body={"name": A_TYPE, "points": 1},
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_b_own_type,
+            phase="write",
+        ),
+    ]
+
+
+def event_type_attacks(method: str) -> Callable[[World], list[Attack]]:
+    """B's key on A's event type, before B has one of that name: 404, as for a name nobody has."""
+
+    def attacks(w: World) -> list[Attack]:
+        path = f"/v1/event-types/{A_TYPE}"
+        body = {"points": 0, "description": "taken over"} if method == "PATCH" else None
+        return [
+            Attack("B key, A type name", method, path, w.b_key, 404, body=body),
+            hinted_attack(w, method, path, 404, body=body),
+        ]
+
+    return attacks
+
+
 def no_attacks(_w: World) -> list[Attack]:
     return []
 
@@ -500,6 +583,11 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
     ("GET", "/v1/stats/actions/{action}/daily"): ("tenant", stats_attacks("action-daily", expect_zero_days)),
     ("DELETE", "/v1/users/{user_id}"): ("tenant", erase_user_attacks),
     ("GET", "/v1/erasures/{erasure_id}"): ("tenant", erasure_attacks),
+    ("POST", "/v1/event-types"): ("tenant", create_event_type_attacks),
+    ("GET", "/v1/event-types"): ("tenant", event_types_attacks),
+    ("GET", "/v1/event-types/{name}"): ("tenant", event_type_attacks("GET")),
+    ("PATCH", "/v1/event-types/{name}"): ("tenant", event_type_attacks("PATCH")),
+    ("DELETE", "/v1/event-types/{name}"): ("tenant", event_type_attacks("DELETE")),
     ("POST", "/v1/tenants"): ("admin", no_attacks),
     ("GET", "/v1/tenants"): ("admin", no_attacks),
     ("PATCH", "/v1/tenants/{tenant_id}"): ("admin", no_attacks),
@@ -527,12 +615,15 @@ def concrete(w: World, method: str, route: str) -> tuple[str, Any]:
         .replace("{key_id}", str(w.a["key_id"]))
         .replace("{erasure_id}", w.a_erasure_id)
         .replace("{action}", A_ACTION)
+        .replace("{name}", A_TYPE)
     )
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/events"): {"event_id": "victim-1", "user_id": VICTIM, "action": "x"},
         ("POST", "/v1/events/batch"): {"events": [{"event_id": "victim-1", "user_id": VICTIM, "action": "x"}]},
         ("POST", "/v1/tenants"): {"name": f"Intruder {secrets.token_hex(4)}", "timezone": "UTC"},
         ("PATCH", "/v1/tenants/{tenant_id}"): {"active": False},
+        ("POST", "/v1/event-types"): {"name": A_TYPE, "points": 0},
+        ("PATCH", "/v1/event-types/{name}"): {"points": 0},
     }
     return path, bodies.get((method, route))
 
@@ -624,6 +715,8 @@ def check_a_untouched_and_b_kept_its_own(world: World, outcome: Outcome) -> None
         for name, before in world.a_stats.items()
         if a_stats[name] != before
     ]
+    if world.read_types(world.a_key) != world.a_types:
+        outcome.failures.append("A's event types changed during the attacks")
     if send(stack, "GET", "/v1/stats/daily", key=str(world.a_second_key["api_key"])).status != 200:
         outcome.failures.append("A's second key stopped working")
     # B: its victim has exactly the events B sent, none of A's content or received_at

@@ -18,9 +18,10 @@ import pytest
 
 from local_stack.template import Template
 from tests.iam import allows
+from tracker.adapters.catalog_table import DynamoEventTypeStore
 from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.events import prepare_event
-from tracker.records import ApiKeyRecord, ErasureRecord, TenantRecord
+from tracker.records import ApiKeyRecord, ErasureRecord, EventTypeRecord, PropertyRule, TenantRecord
 from tracker.tenants import hash_api_key
 
 from .support import EVENTS_DIR, Functions, event_store, sample_event, tenant_store
@@ -52,6 +53,13 @@ EXPECTED: dict[str, int | str] = {
     "erase_worker/erase.json": "completes",
     "auth_token/create_token.json": 200,
     "cors/preflight.json": 204,
+    "ingest/post_event_blocked.json": 422,
+    "tenants/update_validation.json": 200,
+    "event_types/create.json": 201,
+    "event_types/list.json": 200,
+    "event_types/get.json": 200,
+    "event_types/update.json": 200,
+    "event_types/delete.json": 204,
 }
 NOT_EVENTS = {"env.json"}
 SAMPLE_FILES = sorted(
@@ -62,7 +70,8 @@ SAMPLE_FILES = sorted(
 
 
 def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
-    """The sample tenant, its key (the authorizer event's x-api-key) and one event of the sample user."""
+    """The sample tenant, its key (the authorizer event's x-api-key), one event of the sample user and
+    the event type ``purchase`` of its catalog."""
     tenant_id = sample_event("tenants/update_tenant.json")["pathParameters"]["tenant_id"]
     key_id = sample_event("tenants/revoke_key.json")["pathParameters"]["key_id"]
     api_key = sample_event("authorizer/request.json")["headers"]["x-api-key"]
@@ -93,6 +102,19 @@ def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
         )
     )
     register_erase_worker(template)
+    DynamoEventTypeStore(
+        client, template.functions["EventTypesFunction"].environment["CATALOG_TABLE"]
+    ).create_event_type(
+        EventTypeRecord(
+            tenant_id=tenant_id,
+            name="purchase",
+            description="When someone buys",
+            points=10,
+            properties={"amount": PropertyRule(type="number", required=True), "sku": PropertyRule(type="string")},
+            created_at=now,
+            updated_at=now,
+        )
+    )
     return {"tenant_id": tenant_id, "key_id": key_id, "user_id": user_id}
 
 

@@ -294,6 +294,15 @@ def call_every_route(session: Session, tenant_id: str, api_key: str, name: str) 
         tenant_event(tenant_id, "GET", "/v1/stats/actions/{action}/daily", path_parameters={"action": "login"}),
         tenant_event(tenant_id, "GET", "/v1/erasures/{erasure_id}", path_parameters={"erasure_id": "era_unknown"}),
         tenant_event(tenant_id, "GET", "/v1/tenants"),  # a tenant key on an admin route: 403
+        tenant_event(tenant_id, "POST", "/v1/event-types", body={"name": "login", "points": 1}),
+        tenant_event(tenant_id, "POST", "/v1/event-types", body={"name": "login", "points": -1}),  # 422
+        tenant_event(tenant_id, "GET", "/v1/event-types", query={"search": "LOG"}),
+        tenant_event(tenant_id, "GET", "/v1/event-types/{name}", path_parameters={"name": "unknown"}),  # 404
+        tenant_event(tenant_id, "PATCH", "/v1/event-types/{name}", path_parameters={"name": "login"}, body={}),
+        tenant_event(tenant_id, "DELETE", "/v1/event-types/{name}", path_parameters={"name": "login"}),
+        tenant_event(tenant_id, "POST", "/v1/auth/token"),
+        api_event("OPTIONS", "/v1/events", authorizer=None),  # a preflight: no key is read
+        api_event("OPTIONS", "/v1/events/batch", authorizer=None),
     ]
     for call in tenant_calls:
         session.http(call, api_key)

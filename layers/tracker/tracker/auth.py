@@ -16,7 +16,7 @@ from typing import Any
 from tracker import tokens
 from tracker.errors import Unauthorized
 from tracker.interfaces import SigningKeys, TenantStore
-from tracker.records import ApiKeyRecord, RateLimitRecord, Role
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role, ValidationMode
 from tracker.tenants import hash_api_key
 
 ADMIN_PATHS = ("*/v1/tenants", "*/v1/tenants/*")
@@ -36,6 +36,8 @@ class Principal:
     rate: float | None = None
     burst: int | None = None
     allowed_origins: tuple[str, ...] = ()
+    validation: ValidationMode = "off"
+    """The tenant's tracking plan mode, for ingest (read with the key, for every request)."""
 
     def context(self) -> dict[str, str | float | int]:
         """What the handlers (and the local gateway's rate limiter) read from ``requestContext.authorizer``."""
@@ -44,6 +46,7 @@ class Principal:
             "role": self.role,
             "key_id": self.key_id,
             "timezone": self.timezone,
+            "validation": self.validation,
         }
         if self.rate is not None and self.burst is not None:
             context.update(rate=self.rate, burst=self.burst)
@@ -98,6 +101,7 @@ def _principal_of(store: TenantStore, key: ApiKeyRecord, default_limit: RateLimi
         rate=limit.rate,
         burst=limit.burst,
         allowed_origins=tuple(tenant.allowed_origins),
+        validation=tenant.validation,
     )
 
 

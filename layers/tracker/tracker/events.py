@@ -143,11 +143,14 @@ def ingest_batch(
     concurrency: int,
     *,
     out_of_time: Callable[[], bool] = lambda: False,
+    screen: Callable[[Sequence[EventRecord]], list[EventRecord | ApiError]] | None = None,
 ) -> BatchResult:
     """Stores each valid event once; each event gets its own result, in order.
 
     Once ``out_of_time()`` says so, no further write starts: those events are rejected as
     ``unavailable`` (nothing of them was stored), so the answer stays truthful.
+    ``screen`` (the tenant's tracking plan) sees the valid events at once, and may reject some
+    or change what is stored of them.
     """
     outcomes: list[Stored | ApiError | None] = [None] * len(raw_events)
     records: dict[int, EventRecord] = {}
@@ -155,11 +158,14 @@ def ingest_batch(
     repeats: dict[int, int] = {}
     for index, raw in enumerate(raw_events):
         try:
-            record = prepare_event(raw, tenant_id, received_at)
+            records[index] = prepare_event(raw, tenant_id, received_at)
         except ApiError as error:
             outcomes[index] = error
+    if screen is not None:
+        _apply_screen(screen, records, outcomes)
+    for index, record in records.items():
+        if outcomes[index] is not None:  # rejected by the screen
             continue
-        records[index] = record
         # A second copy of an id in the same batch is judged against the first, not written.
         if record.event_id in first_index_of:
             repeats[index] = first_index_of[record.event_id]
@@ -188,6 +194,19 @@ def ingest_batch(
         else:
             outcomes[index] = first_outcome
     return _batch_result(outcomes, records)
+
+
+def _apply_screen(
+    screen: Callable[[Sequence[EventRecord]], list[EventRecord | ApiError]],
+    records: dict[int, EventRecord],
+    outcomes: list[Stored | ApiError | None],
+) -> None:
+    indexes = list(records)
+    for index, screened in zip(indexes, screen([records[index] for index in indexes]), strict=True):
+        if isinstance(screened, ApiError):
+            outcomes[index] = screened
+        else:
+            records[index] = screened
 
 
 def _batch_result(outcomes: Sequence[Stored | ApiError | None], records: dict[int, EventRecord]) -> BatchResult:

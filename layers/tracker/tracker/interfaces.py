@@ -6,13 +6,21 @@ imports boto3 or botocore); the functions wire one to the other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
 from tracker.aggregates import AggregateKey, Chunk, ReceivedEvent, UserDayActions
-from tracker.records import ApiKeyRecord, ErasureRecord, EventRecord, RateLimitRecord, TenantRecord
+from tracker.records import (
+    ApiKeyRecord,
+    ErasureRecord,
+    EventRecord,
+    EventTypeRecord,
+    PropertyRule,
+    RateLimitRecord,
+    TenantRecord,
+)
 
 
 class TemporarilyUnavailable(Exception):
@@ -179,3 +187,56 @@ class SigningKeys(Protocol):
 
     def verifying(self, version_id: str) -> bytes | None:
         """The key of the current or previous version with this id; None for any other."""
+
+
+# ---------------------------------------------------------------- event types (the catalog)
+
+
+class DuplicateEventType(Exception):
+    """The tenant's catalog has an event type of that name."""
+
+
+@dataclass(frozen=True)
+class EventTypeChanges:
+    """What a PATCH sets (None: left as it is)."""
+
+    description: str | None
+    points: int | None
+    properties: dict[str, PropertyRule] | None
+    updated_at: datetime
+    expected_version: int | None = None
+    """Apply only to this version of the type (None: to whatever is stored)."""
+
+
+@dataclass(frozen=True)
+class EventTypeSearch:
+    tenant_id: str
+    needle: str | None
+    """Case-folded text that the name or the description must contain (None: every type)."""
+    limit: int
+    after: str | None
+    """The name after which the page starts."""
+
+
+class EventTypeStore(Protocol):
+    def create_event_type(self, record: EventTypeRecord) -> None:
+        """Stores a new type; DuplicateEventType when the tenant has one of that name."""
+
+    def get_event_type(self, tenant_id: str, name: str) -> EventTypeRecord | None: ...
+
+    def get_event_types(self, tenant_id: str, names: Collection[str]) -> dict[str, EventTypeRecord]:
+        """The types of these names that exist (a name without a type is absent from the answer)."""
+
+    def update_event_type(self, tenant_id: str, name: str, changes: EventTypeChanges) -> EventTypeRecord | None:
+        """Applies the changes atomically; the type as it is now, or None when there is no such type
+        (or, with ``expected_version``, no longer that version)."""
+
+    def delete_event_type(self, tenant_id: str, name: str) -> bool:
+        """False when there was no such type."""
+
+    def search_event_types(self, search: EventTypeSearch) -> tuple[list[EventTypeRecord], str | None]:
+        """Up to ``limit`` matching types by name, and the name to resume after (None: nothing follows).
+
+        A page may hold fewer than ``limit`` types with a position when the store stopped reading
+        at its budget (a search that matches little in a very large catalog).
+        """

@@ -12,6 +12,8 @@ Tenants table (``pk``, ``sk``)
     ``TENANT_NAME#{name} / TENANT_NAME``: reserves a name.
     ``{owner} / KEY#{key_id}``: a key of its owner (``TENANT#{id}`` or ``ADMIN``), with its hash.
     ``APIKEY#{sha256} / APIKEY``: the authorizer's lookup of a key by its hash.
+Catalog table (``tenant_id``, ``name``)
+    One item per event type of a tenant: a tenant's catalog is one key range ordered by name.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ RECEIVED_SHARDS = 8
 
 Role = Literal["tenant", "ingest", "admin"]
 """``ingest`` keys (publishable: safe in a web page or an app) may only add events."""
+ValidationMode = Literal["off", "flag", "block"]
+"""A tenant's tracking plan: ignore the catalog, store and flag events that break it, or reject them."""
+ViolationKind = Literal["unplanned_action", "required_missing", "type_mismatch"]
+
+
+class Violation(BaseModel):
+    """How an event breaks its tenant's tracking plan; ``field`` is ``action`` or ``metadata.{key}``."""
+
+    kind: ViolationKind
+    field: str
 
 
 class EventRecord(BaseModel):
@@ -39,6 +51,8 @@ class EventRecord(BaseModel):
     received_at: datetime
     metadata: dict[str, Any] | None
     fingerprint: str
+    violations: list[Violation] = []
+    """Stored in ``flag`` mode: what the event broke of the plan when it was received (not content)."""
 
     @property
     def pk(self) -> str:
@@ -87,6 +101,7 @@ class TenantRecord(BaseModel):
     usage_key: str | None = None
     allowed_origins: list[str] = []
     """Web origins whose pages may call the ingest routes with an ``ingest`` key (CORS)."""
+    validation: ValidationMode = "off"
 
 
 class ApiKeyRecord(BaseModel):
@@ -107,3 +122,27 @@ class ErasureRecord(BaseModel):
     deleted_events: int
     created_at: datetime
     updated_at: datetime
+
+
+PropertyType = Literal["number", "string", "boolean"]
+
+
+class PropertyRule(BaseModel):
+    type: PropertyType
+    required: bool = False
+    declared_at: datetime | None = None
+    """Since when the property has had this type: numeric statistics count events received from then on."""
+
+
+class EventTypeRecord(BaseModel):
+    """One entry of a tenant's catalog: an action's meaning, points and declared metadata properties."""
+
+    tenant_id: str
+    name: str
+    description: str
+    points: int
+    properties: dict[str, PropertyRule]
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+    """Incremented by every change: a change computed from one version is applied only to that version."""

@@ -35,6 +35,10 @@ class Settings(BaseModel):
     # "unavailable", for the client to send again.
     ingest_deadline_margin_ms: int = Field(default=14_000, ge=0)
     ingest_concurrency: int = Field(default=16, ge=1, le=64)
+    catalog_table: str = ""
+    # How long an ingest execution environment keeps an event type (or its absence) it read from the
+    # catalog: an edit of the catalog applies to the tracking plan at most this long after it.
+    catalog_cache_seconds: float = Field(default=30, ge=0, le=3600)
 
 
 class ConfigurationError(RuntimeError):

@@ -55,6 +55,7 @@ def tenant_out(tenant: TenantRecord) -> TenantOut:
         created_at=tenant.created_at,
         rate_limit=rate_limit,
         allowed_origins=tenant.allowed_origins,
+        validation=tenant.validation,
     )
 
 
@@ -97,7 +98,11 @@ def _existing(store: TenantStore, tenant_id: str) -> TenantRecord:
 
 
 def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: TenantPatch) -> TenantOut:
-    """Applies the fields the patch sets; ``rate_limit: null`` restores the default."""
+    """Applies the fields the patch sets; ``rate_limit: null`` restores the default.
+
+    ``validation`` reaches ingest through the authorizer's answer to each request: a new mode
+    applies to the next request.
+    """
     tenant = _existing(store, tenant_id)
     if "active" in patch.model_fields_set and patch.active is not None:
         tenant.active = patch.active
@@ -106,6 +111,8 @@ def update_tenant(store: TenantStore, plans: UsagePlans, tenant_id: str, patch: 
         tenant.rate_limit = RateLimitRecord(rate=limit.rate, burst=limit.burst) if limit else None
         if tenant.usage_key_id:
             plans.apply_rate_limit(tenant.tenant_id, tenant.usage_key_id, tenant.rate_limit)
+    if "validation" in patch.model_fields_set:
+        tenant.validation = patch.validation
     if "allowed_origins" in patch.model_fields_set:
         previous = tenant.allowed_origins
         # Browsers send the scheme and host in lower case; one spelling per origin.

@@ -12,7 +12,7 @@ from tracker.adapters.clients import error_code, translated_errors
 from tracker.adapters.dynamodb import Item, attr_s, batch_write, dynamodb_client
 from tracker.interfaces import TemporarilyUnavailable, UserEventsQuery
 from tracker.models import compact_json
-from tracker.records import EventRecord, event_pk, user_key
+from tracker.records import EventRecord, Violation, event_pk, user_key
 from tracker.settings import require_settings
 from tracker.timefmt import format_utc, parse_utc
 
@@ -38,6 +38,11 @@ def event_to_item(record: EventRecord) -> Item:
     if record.metadata is not None:
         # Stored as JSON text: DynamoDB has no floats, NaN or arbitrary precision numbers.
         item["metadata"] = attr_s(compact_json(record.metadata))
+    if record.violations:
+        # What the event broke of its tenant's tracking plan (flag mode), for the rollup to count.
+        item["violations"] = {
+            "L": [{"M": {"kind": attr_s(v.kind), "field": attr_s(v.field)}} for v in record.violations]
+        }
     return item
 
 
@@ -52,6 +57,10 @@ def event_from_item(item: Item) -> EventRecord:
         received_at=parse_utc(item["received_at"]["S"]),
         metadata=json.loads(metadata["S"]) if metadata else None,
         fingerprint=item["fingerprint"]["S"],
+        violations=[
+            Violation(kind=entry["M"]["kind"]["S"], field=entry["M"]["field"]["S"])
+            for entry in item.get("violations", {}).get("L", [])
+        ],
     )
 
 

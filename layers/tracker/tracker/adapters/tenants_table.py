@@ -41,6 +41,7 @@ def tenant_to_item(tenant: TenantRecord) -> Item:
         "timezone": attr_s(tenant.timezone),
         "active": {"BOOL": tenant.active},
         "created_at": attr_s(created),
+        "validation": attr_s(tenant.validation),
     }
     if tenant.rate_limit is not None:
         item["rate"] = {"N": repr(tenant.rate_limit.rate)}
@@ -67,6 +68,7 @@ def tenant_from_item(item: Item) -> TenantRecord:
         usage_key_id=item["usage_key_id"]["S"] if "usage_key_id" in item else None,
         usage_key=item["usage_key"]["S"] if "usage_key" in item else None,
         allowed_origins=[origin["S"] for origin in item.get("allowed_origins", {}).get("L", [])],
+        validation=item["validation"]["S"] if "validation" in item else "off",
     )
 
 
