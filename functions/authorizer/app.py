@@ -10,7 +10,7 @@ from tracker.auth import authenticate, policy
 from tracker.errors import Unauthorized
 from tracker.observability import logger, metrics, tracer
 from tracker.records import RateLimitRecord
-from tracker.request_body import header
+from tracker.request_body import header_values
 from tracker.settings import get_settings, require_settings
 
 require_settings("tenants_table")  # fail at init, naming what is missing
@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = get_settings()
         default_limit = RateLimitRecord(rate=settings.default_rate_limit, burst=settings.default_burst_limit)
-        principal = authenticate(tenant_store(), header(event, "x-api-key"), default_limit)
+        principal = authenticate(tenant_store(), header_values(event, "x-api-key"), default_limit)
     except Unauthorized:
         metrics.add_metric(name="KeysRefused", unit=MetricUnit.Count, value=1)
         # The exact message API Gateway turns into a 401.

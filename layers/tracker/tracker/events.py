@@ -25,6 +25,7 @@ from tracker.errors import (
 )
 from tracker.interfaces import EventStore, TemporarilyUnavailable, UserEventsQuery
 from tracker.models import (
+    EARLIEST_TIME,
     MAX_EVENT_BYTES,
     BatchItemResult,
     BatchResult,
@@ -38,7 +39,7 @@ from tracker.models import (
 from tracker.records import EventRecord
 from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 
-EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+EARLIEST_OCCURRED_AT = EARLIEST_TIME
 # A position in a user's events: the occurred_key of the last event of a page.
 OCCURRED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[A-Za-z0-9._:-]{1,128}")
 MAX_FUTURE_SKEW = timedelta(hours=1)
