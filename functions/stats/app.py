@@ -1,6 +1,5 @@
 """The statistics routes: answered from the rollup's aggregates, never from raw events."""
 
-from datetime import date
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -8,11 +7,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from tracker import stats
 from tracker.adapters.aggregates_table import aggregate_store
 from tracker.models import (
+    USER_ID,
     Action,
     ActionDaily,
     DailyStats,
     Frequency,
-    USER_ID,
     QueryDateOrTime,
     TopUsers,
     Trend,

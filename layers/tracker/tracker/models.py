@@ -204,7 +204,9 @@ class EventIn(StrictBody):
     )
     metadata: Metadata = Field(
         default=None,
-        description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized and {MAX_METADATA_DEPTH} levels deep.",
+        description=(
+            f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized and {MAX_METADATA_DEPTH} levels deep."
+        ),
     )
 
 

@@ -4,8 +4,9 @@ Run by the entry point of every route that takes a body, so that hostile or odd 
 a clear 4xx instead of reaching a parser that would raise something unexpected:
 gzip (with ``Content-Encoding: gzip``, bounded while it inflates), the size limit, the media
 type (every ``Content-Type`` sent, matched case-insensitively: ``application/json`` and
-``application/*+json`` are JSON, anything else a 415), invalid UTF-8, NaN and Infinity literals, duplicate keys, nesting deeper than Python's
-parser allows, integers past Python's digit limit, and lone surrogates DynamoDB cannot store.
+``application/*+json`` are JSON, anything else a 415), invalid UTF-8, NaN and Infinity
+literals, duplicate keys, nesting deeper than Python's parser allows, integers past Python's
+digit limit, and lone surrogates DynamoDB cannot store.
 """
 
 from __future__ import annotations
