@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import itertools
 import json
+import string
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local_stack.template import Template
+from tracker.models import (
+    MAX_EVENT_BYTES,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    compact_json,
+    json_depth,
+)
 
 from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
 
@@ -347,3 +356,102 @@ def test_a_rate_limit_patch_round_trips_and_null_restores_the_default(functions:
     restored = patch({"rate_limit": None})
     assert restored.get("rate_limit") is None
     assert restored["active"] is False
+
+
+# ---------------------------------------------------------------- whatever is accepted can be read back
+
+JSON_NUMBERS = (
+    st.integers(-(10**20), 10**20)
+    | st.integers(min_value=10**300, max_value=10**4000)  # past every float, up to Python's digit limit
+    | st.floats(allow_nan=False, allow_infinity=False)  # -0.0, 5e-324, 1.7976931348623157e308
+    | st.sampled_from([0, -0.0, 2**53 + 1, -(2**63), 2**64, 1e308, 5e-324])
+)
+# Any Unicode text a JSON document can hold (no lone surrogates): NUL, controls, RTL marks, emoji.
+JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+JSON_LEAVES = st.none() | st.booleans() | JSON_NUMBERS | JSON_TEXT
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+USER_IDS = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=128)
+
+
+def nest(value: Any, depth: int) -> dict[str, Any]:
+    """``value`` wrapped in objects and arrays to ``depth`` levels in all (``value``'s own included)."""
+    levels = depth - json_depth(value)
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value if isinstance(value, dict) else {"k": value}
+
+
+def padded(metadata: dict[str, Any], size: int) -> dict[str, Any]:
+    """``metadata`` with a ``pad`` string that makes it ``size`` bytes serialized, when it can."""
+    base = len(compact_json({**metadata, "pad": ""}).encode())
+    return {**metadata, "pad": "p" * max(0, size - base)}
+
+
+@st.composite
+def events_at_the_limits(draw: st.DrawFn) -> dict[str, Any]:
+    """An event near one of the limits (or none): metadata depth, metadata size, event size, ids."""
+    value = draw(JSON_VALUES)
+    limit = draw(st.sampled_from(["depth", "metadata-bytes", "event-bytes", "ids", "free"]))
+    metadata: Any = value if isinstance(value, dict) else {"v": value}
+    user_id = unicodedata.normalize("NFC", draw(USER_IDS))[:128]
+    event_id = draw(st.text(ID_ALPHABET, min_size=1, max_size=128))
+    if limit == "depth":
+        metadata = nest(value, draw(st.integers(MAX_METADATA_DEPTH - 2, MAX_METADATA_DEPTH + 2)))
+    elif limit == "metadata-bytes":
+        metadata = padded(metadata, draw(st.integers(MAX_METADATA_BYTES - 2, MAX_METADATA_BYTES + 2)))
+    elif limit == "event-bytes":
+        # Unknown fields count in the event's size; they are not stored.
+        padding = draw(st.integers(MAX_EVENT_BYTES - MAX_METADATA_BYTES - 600, MAX_EVENT_BYTES))
+        metadata = padded(metadata, min(MAX_METADATA_BYTES, padding))
+        return {"user_id": user_id, "action": "limits", "event_id": event_id, "metadata": metadata, "x": "x" * padding}
+    elif limit == "ids":
+        user_id = draw(st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=127, max_size=130))
+        event_id = draw(st.text(ID_ALPHABET, min_size=127, max_size=130))
+    return {
+        "user_id": user_id,
+        "action": draw(st.text(ID_ALPHABET, min_size=1, max_size=65)),
+        "event_id": event_id,
+        "metadata": metadata,
+    }
+
+
+ID_ALPHABET = string.ascii_letters + string.digits + "._:-"
+
+
+def within_limits(body: dict[str, Any]) -> bool:
+    """The contract's limits, computed apart from the code under test."""
+    metadata = body["metadata"]
+    return (
+        json_depth(metadata) <= MAX_METADATA_DEPTH
+        and len(compact_json(metadata).encode()) <= MAX_METADATA_BYTES
+        and len(compact_json(body).encode()) <= MAX_EVENT_BYTES
+        and len(unicodedata.normalize("NFC", body["user_id"])) <= 128
+        and len(body["event_id"]) <= 128
+        and len(body["action"]) <= 64
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=events_at_the_limits())
+def test_every_accepted_event_reads_back_through_the_query_route(functions: Functions, body: dict[str, Any]) -> None:
+    # Given an event at or around a limit, with any JSON in its metadata (its id unique to the example)
+    body = {**body, "event_id": f"r{next(RUNS)}.{body['event_id']}"}
+    # When it is posted
+    answer = functions.http(post_event(body))
+    # Then it is accepted exactly when it is within the contract's limits, and refused with a 4xx otherwise
+    assert answer.status in {201, 413, 422}, answer.body
+    assert (answer.status == 201) == within_limits(body), answer.body
+    event(f"status {answer.status}")
+    if answer.status != 201:
+        return
+    # And once accepted, the query route serves it back, as it was sent
+    user_id = unicodedata.normalize("NFC", body["user_id"])
+    page = functions.http(get_events(user_id, {"limit": "1000"}))
+    assert page.status == 200, page.body
+    (item,) = [item for item in page.body["items"] if item["event_id"] == body["event_id"]]
+    assert item["metadata"] == json.loads(json.dumps(body["metadata"]))
+    assert item["user_id"] == user_id
