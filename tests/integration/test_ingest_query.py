@@ -6,7 +6,7 @@ import itertools
 import json
 import string
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -455,3 +455,145 @@ def test_every_accepted_event_reads_back_through_the_query_route(functions: Func
     (item,) = [item for item in page.body["items"] if item["event_id"] == body["event_id"]]
     assert item["metadata"] == json.loads(json.dumps(body["metadata"]))
     assert item["user_id"] == user_id
+
+
+# ---------------------------------------------------------------- time parameters: never a 500, [from, to) exact
+
+TIME_ZONES = ["UTC", "Pacific/Kiritimati", "Etc/GMT+12", "Europe/Kyiv", "Asia/Kolkata", "Australia/Lord_Howe"]
+OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+EDGES = [
+    datetime(2000, 1, 1, tzinfo=UTC),
+    datetime(2026, 11, 1, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, tzinfo=UTC),
+    datetime.now(UTC).replace(microsecond=0),
+    datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+]
+DELTAS = st.sampled_from([0, 1, 999, 1000, 1001, 86_400_000_000]).map(lambda us: timedelta(microseconds=us))
+INSTANTS = (
+    st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.just(UTC))
+    | st.datetimes(datetime(1999, 12, 30), datetime(2000, 1, 2), timezones=st.just(UTC))
+    | st.builds(
+        lambda edge, delta, sign: edge + sign * delta, st.sampled_from(EDGES[:-1]), DELTAS, st.sampled_from([-1, 1])
+    )
+    | st.sampled_from(EDGES)
+)
+
+
+def rfc3339(moment: datetime, offset: timezone, digits: int) -> str:
+    """``moment`` written in RFC 3339 at an offset (past the calendar's ends: the UTC spelling),
+    with ``digits`` fraction digits (0-6, so that the text is exactly the instant)."""
+    try:
+        local = moment.astimezone(offset)
+    except OverflowError:
+        local = moment
+    text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+    if digits:
+        text += "." + f"{local.microsecond:06d}"[:digits]
+    suffix = local.strftime("%z")
+    return f"{text}{'Z' if suffix == '+0000' else suffix[:3] + ':' + suffix[3:]}"
+
+
+def instant_of(text: str) -> datetime | None:
+    """The oracle's reading of an RFC 3339 text: the instant, or None past year 9999 in UTC."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=INSTANTS,
+    delta=DELTAS | st.timedeltas(timedelta(0), timedelta(days=400)),
+    offsets=st.tuples(OFFSETS, OFFSETS),
+    digits=st.tuples(st.integers(0, 6), st.integers(0, 6)),
+)
+def test_from_to_filtering_matches_brute_force_at_every_edge(
+    functions: Functions,
+    start: datetime,
+    delta: timedelta,
+    offsets: tuple[timezone, timezone],
+    digits: tuple[int, int],
+) -> None:
+    # Given events of a fresh user a millisecond around both ends of a range (where they can be stored)
+    run = next(RUNS)
+    user_id = f"edges {run}"
+    try:
+        end = start + delta
+    except OverflowError:
+        end = datetime.max.replace(tzinfo=UTC)
+    latest = datetime.now(UTC) + timedelta(minutes=30)
+    stored = []
+    near = [edge + timedelta(milliseconds=shift) for edge in (start, end) for shift in (-1, 0, 1) if edge < latest]
+    for index, moment in enumerate(near):
+        at = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        if datetime(2000, 1, 1, tzinfo=UTC) <= at <= latest:
+            event_id = f"edges-{run}-{index}"
+            body = {"event_id": event_id, "user_id": user_id, "action": "a", "occurred_at": at.isoformat()}
+            assert functions.http(post_event(body)).status in {200, 201}
+            stored.append((at, event_id))
+    # When the events of [from, to) are asked for, written at any offset and precision
+    texts = rfc3339(start, offsets[0], digits[0]), rfc3339(end, offsets[1], digits[1])
+    answer = functions.http(get_events(user_id, {"from": texts[0], "to": texts[1], "limit": "1000"}))
+    # Then: outside the years 2000 to 9999, or an empty range, a 422; otherwise exactly the brute-force answer
+    low, high = (instant_of(text) for text in texts)
+    bound = datetime(2000, 1, 1, tzinfo=UTC)
+    if low is None or high is None or low < bound or high < bound or low >= high:
+        assert_error_shape(answer, 422, "validation_error")
+        return
+    assert answer.status == 200, (texts, answer.body)
+    expected = sorted({event_id for moment, event_id in stored if low <= moment < high})
+    assert sorted(item["event_id"] for item in answer.body["items"]) == expected, texts
+    assert all(len(item["occurred_at"]) == len("2025-10-10T18:30:00.000Z") for item in answer.body["items"])
+
+
+TIME_ROUTES = [
+    ("GET", USER_EVENTS, {"user_id": "u"}, {}),
+    ("GET", "/v1/users/{user_id}/activity", {"user_id": "u"}, {"period": "1h"}),
+    ("GET", "/v1/users/{user_id}/activity", {"user_id": "u"}, {"period": "1d"}),
+    ("GET", "/v1/stats/trend", None, {}),
+    ("GET", "/v1/stats/frequency", None, {}),
+    ("GET", "/v1/stats/actions/{action}/daily", {"action": "login"}, {}),
+]
+TIME_TEXTS = (
+    st.builds(rfc3339, INSTANTS, OFFSETS, st.integers(0, 6))
+    | st.dates().map(lambda day: f"{day.year:04d}-{day.month:02d}-{day.day:02d}")
+    | st.builds(
+        lambda day, digits: f"{day}T00:00:00.{digits}Z",
+        st.dates(date(2000, 1, 1)),
+        st.text("0123456789", min_size=1, max_size=12),
+    )
+    | st.text(max_size=30)
+    | st.sampled_from(["9999-12-31", "9999-12-30", "2000-01-01", "0001-01-01", "0900-01-01T00:00:00Z", "-0001-01-01"])
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(TIME_ROUTES),
+    start=st.none() | TIME_TEXTS,
+    end=st.none() | TIME_TEXTS,
+    zone=st.sampled_from(TIME_ZONES),
+)
+def test_no_time_parameter_of_any_route_is_a_500(
+    functions: Functions,
+    route: tuple[str, str, dict[str, str] | None, dict[str, str]],
+    start: str | None,
+    end: str | None,
+    zone: str,
+) -> None:
+    method, resource, parameters, query = route
+    sent = {**query, **({"from": start} if start is not None else {}), **({"to": end} if end is not None else {})}
+    context = {**tenant_context(TENANT), "timezone": zone}
+    answer = functions.http(api_event(method, resource, authorizer=context, path_parameters=parameters, query=sent))
+    assert answer.status in {200, 400, 422}, (sent, zone, answer.body)
+    if answer.status != 200:
+        assert_error_shape(answer, answer.status, "validation_error" if answer.status == 422 else "bad_request")
+    else:
+        times = [
+            value
+            for item in answer.body.get("items", [])
+            for key, value in item.items()
+            if key in {"start", "end", "occurred_at"}
+        ]
+        assert all(len(value) == len("2025-10-10T18:30:00.000Z") for value in times), times
