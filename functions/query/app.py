@@ -18,6 +18,12 @@ app = create_app()
 @app.get(
     "/v1/users/<user_id>/events",
     summary="A user's events with occurred_at in [from, to)",
+    description=(
+        "A page holds `limit` events, or fewer when they are large: a page stays under 5 MiB as the Lambda"
+        " response holds it (its limit is 6 MB, API Gateway's 10 MB); `next_cursor` then leads to the rest."
+        " `from` and `to` are RFC 3339 times with an offset in 2000-01-01 .. 9999-12-31 (422 outside),"
+        " read at millisecond precision (rounded up), the precision of stored times."
+    ),
     tags=["events"],
     responses=documented(EventPage, 400, 401, 403, 422, 429, 503),
 )
