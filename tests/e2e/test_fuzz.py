@@ -63,7 +63,7 @@ MEDIA_TYPES = st.sampled_from(
         "*/*",
         "",
     ]
-) | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+) | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
 
 
 def _document_operations() -> list[str]:

@@ -336,6 +336,22 @@ DEEP = "[" * 5000 + "]" * 5000
             id="event-nested-5000-deep",
         ),
         pytest.param(lambda: post_batch(raw_body='{"events": ' + DEEP + "}"), id="batch-nested-5000-deep"),
+        # Deep enough to parse, then past a recursion limit further in (these were 500s)
+        *(
+            pytest.param(
+                lambda depth=depth, route=route: api_event(
+                    "POST",
+                    route,
+                    authorizer=tenant_context(TENANT),
+                    raw_body=wrap_event(
+                        route, '{"user_id": "u", "action": "a", "metadata": {"x": ' + "[" * depth + "]" * depth + "}}"
+                    ),
+                ),
+                id=f"{route.rsplit('/', 1)[-1]}-metadata-{depth}-deep",
+            )
+            for depth in (930, 960, 990)
+            for route in ("/v1/events", "/v1/events/batch")
+        ),
         pytest.param(
             lambda: api_event("POST", "/v1/tenants", authorizer=admin_context(), raw_body='{"name": ' + DEEP + "}"),
             id="tenant-nested-5000-deep",
@@ -516,3 +532,8 @@ def test_two_different_keys_in_one_request_are_refused_by_the_authorizer(functio
     hidden = {**request, "multiValueHeaders": {**request["multiValueHeaders"], "x-api-key": [key, "atk_other"]}}
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         functions.invoke("AuthorizerFunction", hidden)
+
+
+def wrap_event(route: str, event_text: str) -> str:
+    """The body of ``route`` holding one event written as ``event_text``."""
+    return event_text if route == "/v1/events" else '{"events": [' + event_text + "]}"

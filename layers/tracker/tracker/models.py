@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from tracker.json_shape import json_depth
 from tracker.time_zones import is_time_zone_name
 from tracker.timefmt import ceil_to_millis, format_utc
 
@@ -52,20 +53,6 @@ def _no_control_characters(value: str) -> str:
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise ValueError("must not contain control characters")
     return value
-
-
-def json_depth(value: Any) -> int:
-    """How many objects and arrays nest in ``value`` (``{}`` is 1, ``{"a": [1]}`` 2); iterative,
-    so that no depth, however hostile, reaches Python's recursion limit."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _metadata_shape(value: dict[str, Any] | None) -> dict[str, Any] | None:
