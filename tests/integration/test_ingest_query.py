@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from local_stack.template import Template
 from tracker.json_shape import json_depth
-from tracker.models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
+from tracker.models import LAST_MILLISECOND, MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
 
 from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
 
@@ -488,6 +488,14 @@ def rfc3339(moment: datetime, offset: timezone, digits: int) -> str:
     return f"{text}{'Z' if suffix == '+0000' else suffix[:3] + ':' + suffix[3:]}"
 
 
+def last_millisecond_up(moment: datetime) -> datetime:
+    """The first whole millisecond at or after ``moment`` (or the last one of year 9999)."""
+    whole = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if whole == moment:
+        return moment
+    return whole if whole == LAST_MILLISECOND else whole + timedelta(milliseconds=1)
+
+
 def instant_of(text: str) -> datetime | None:
     """The oracle's reading of an RFC 3339 text: the instant, or None past year 9999 in UTC."""
     try:
@@ -530,10 +538,17 @@ def test_from_to_filtering_matches_brute_force_at_every_edge(
     # When the events of [from, to) are asked for, written at any offset and precision
     texts = rfc3339(start, offsets[0], digits[0]), rfc3339(end, offsets[1], digits[1])
     answer = functions.http(get_events(user_id, {"from": texts[0], "to": texts[1], "limit": "1000"}))
-    # Then: outside the years 2000 to 9999, or an empty range, a 422; otherwise exactly the brute-force answer
+    # Then: outside the years 2000 to 9999, or a range holding no whole millisecond (no stored time
+    # can lie in it), a 422; otherwise exactly the brute-force answer
     low, high = (instant_of(text) for text in texts)
     bound = datetime(2000, 1, 1, tzinfo=UTC)
-    if low is None or high is None or low < bound or high < bound or low >= high:
+    if (
+        low is None
+        or high is None
+        or low < bound
+        or high < bound
+        or last_millisecond_up(low) >= last_millisecond_up(high)
+    ):
         assert_error_shape(answer, 422, "validation_error")
         return
     assert answer.status == 200, (texts, answer.body)
