@@ -607,3 +607,30 @@ def test_no_time_parameter_of_any_route_is_a_500(
             if key in {"start", "end", "occurred_at"}
         ]
         assert all(len(value) == len("2025-10-10T18:30:00.000Z") for value in times), times
+
+
+def test_a_page_of_large_events_fits_a_lambda_response(functions: Functions, template: Template, dynamodb: Any) -> None:
+    # Given 120 events whose metadata is 16 KB of emoji (about 56 KB each once escaped twice)
+    store = event_store(template, dynamodb)
+    from tracker.events import prepare_event
+
+    metadata = {"blob": "\U0001f600" * 4_000}
+    for n in range(120):
+        raw = {
+            "event_id": f"big-{n:03d}",
+            "user_id": "big",
+            "action": "a",
+            "occurred_at": f"2025-10-10T10:{n // 60:02d}:{n % 60:02d}Z",
+            "metadata": metadata,
+        }
+        assert store.put_new(prepare_event(raw, TENANT, datetime.now(UTC))) is None
+    # When a page of 1000 is asked for
+    result = functions.invoke("QueryFunction", get_events("big", {"limit": "1000"}))
+    # Then the function's whole answer, as the Lambda runtime writes it, is under 6 MB
+    assert len(json.dumps(result)) < 6 * 1024 * 1024
+    first = json.loads(result["body"])
+    assert 0 < len(first["items"]) < 120
+    assert first["next_cursor"]
+    # And the cursor leads to the rest, every event once
+    rest = all_pages(functions, "big", {"limit": "1000", "cursor": first["next_cursor"]})
+    assert [item["event_id"] for item in first["items"] + rest] == [f"big-{n:03d}" for n in range(120)]

@@ -344,3 +344,13 @@ def test_the_default_budget_keeps_1000_of_the_largest_events_under_6_mb() -> Non
     body = EventPage.model_validate(page).model_dump_json()
     assert len(json.dumps({"statusCode": 200, "body": json.dumps(json.loads(body))})) < 6 * 1024 * 1024
     assert store.query_calls <= 2  # read in chunks of 100, not all 200 at once past the budget
+
+
+def test_small_events_take_few_reads_of_the_store() -> None:
+    # Given 1000 small events, When a page of 1000 is read
+    store = stored(InMemoryEventStore(), *(record(f"evt-{n:04d}", n / 100) for n in range(1000)))
+    page = query_user_events(store, TENANT, "user-1", replace(ALL, limit=1000), None)
+    # Then it holds them all, read in two chunks: 100 first, then the rest the budget has room for
+    assert len(page.items) == 1000
+    assert page.next_cursor is None
+    assert store.query_calls == 2

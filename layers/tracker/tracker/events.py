@@ -45,7 +45,7 @@ EARLIEST_OCCURRED_AT = EARLIEST_TIME
 OCCURRED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[A-Za-z0-9._:-]{1,128}")
 MAX_FUTURE_SKEW = timedelta(hours=1)
 # A page of events stays under Lambda's 6 MB response limit (and API Gateway's 10 MB), with room
-# for the response's envelope and headers; it is read from the store this many events at a time.
+# for the response's envelope and headers. The first read from the store asks for this many events.
 PAGE_BUDGET_BYTES = 5 * 1024 * 1024
 PAGE_FETCH_CHUNK = 100
 
@@ -269,7 +269,9 @@ def query_user_events(
     """One page of a user's events: ``limit`` of them, or fewer when their bytes would pass
     ``budget`` (at least one event always fits); ``next_cursor`` leads to the rest either way.
 
-    The store is read in chunks, so that large events never make it read far past the budget.
+    The store is read in chunks: 100 events first, then as many as the budget left holds at the
+    size of the largest event so far, so that small events take one or two reads and large ones
+    are never read far past the budget.
     """
     if event_filter.start and event_filter.end and event_filter.start >= event_filter.end:
         raise ValidationFailed("The time range is empty.", [field_error("from", "must be before `to`", "range")])
@@ -286,16 +288,18 @@ def query_user_events(
     )
     records: list[EventRecord] = []
     items: list[EventOut] = []
-    spent, more = 0, True
+    spent, largest, more = 0, 0, True
     while more and len(items) < event_filter.limit:
-        wanted = min(event_filter.limit - len(items), PAGE_FETCH_CHUNK)
+        room = (budget - spent) // largest if largest else PAGE_FETCH_CHUNK
+        wanted = max(1, min(event_filter.limit - len(items), room))
         try:
             fetched, more = store.query_user_events(replace(query, limit=wanted))
         except TemporarilyUnavailable:
             raise Unavailable("The event store is busy; retry the query.") from None
         for record in fetched:
             item = _event_out(record)
-            spent += payload_bytes(item)
+            cost = payload_bytes(item)
+            spent, largest = spent + cost, max(largest, cost)
             if items and spent > budget:
                 return EventPage(items=items, next_cursor=encode_cursor(records[-1].occurred_key, binding))
             records.append(record)
