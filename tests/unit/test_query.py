@@ -15,7 +15,7 @@ from tests.fakes import InMemoryEventStore
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
 from tracker.events import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
-from tracker.models import EventPage
+from tracker.models import EventOut, EventPage
 from tracker.records import EventRecord
 
 from .support import OTHER_TENANT, RECEIVED, TENANT
@@ -329,12 +329,24 @@ def test_a_page_is_cut_at_its_byte_budget_and_its_cursor_leads_to_the_rest(text:
     assert pages > 1
 
 
-def test_the_payload_estimate_is_what_a_lambda_response_holds() -> None:
-    page_record = large_record("evt-1", 0, 'é"\\\U0001f600\n')
-    page = query_user_events(stored(InMemoryEventStore(), page_record), TENANT, "user-1", ALL, None)
-    item = page.items[0]
-    body = json.dumps(item.model_dump(mode="json"), separators=(",", ":"))
-    assert payload_bytes(item) == len(json.dumps(body)) - 2 + 1  # the quotes of the string, and a comma
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(st.characters(exclude_categories=["Cs"]))
+
+
+@settings(max_examples=300)
+@given(
+    metadata=st.dictionaries(
+        st.text(st.characters(exclude_categories=["Cs"])),
+        st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)),
+        max_size=4,
+    ),
+    user_id=st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=20),
+)
+def test_the_payload_count_is_what_a_lambda_response_holds(metadata: dict[str, object], user_id: str) -> None:
+    # Given any item (any Unicode: DEL, controls, quotes, backslashes, emoji; any integer)
+    item = EventOut(event_id="e", user_id=user_id, action="a", occurred_at=T0, received_at=T0, metadata=metadata)
+    # Then its count is exactly its bytes as the resolver, then the Lambda runtime, write it
+    body = json.dumps(item.model_dump(mode="json"), separators=(",", ":"))  # the resolver: ASCII JSON
+    assert payload_bytes(item) == len(json.dumps(body)) - 2 + 1  # the runtime: a string in JSON; plus a comma
 
 
 def test_the_default_budget_keeps_1000_of_the_largest_events_under_6_mb() -> None:
