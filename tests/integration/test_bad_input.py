@@ -537,3 +537,15 @@ def test_two_different_keys_in_one_request_are_refused_by_the_authorizer(functio
 def wrap_event(route: str, event_text: str) -> str:
     """The body of ``route`` holding one event written as ``event_text``."""
     return event_text if route == "/v1/events" else '{"events": [' + event_text + "]}"
+
+
+def test_two_different_content_encodings_are_a_400(functions: Functions) -> None:
+    request = post_event(body=event(event_id="evt-encodings"))
+    for first, second in (("gzip", "identity"), ("identity", "gzip")):
+        both = {**request, "headers": {**request["headers"], "Content-Encoding": first, "content-encoding": second}}
+        both["multiValueHeaders"] = {
+            **request["multiValueHeaders"],
+            "Content-Encoding": [first],
+            "content-encoding": [second],
+        }
+        assert_error_shape(functions.http(both), 400, "bad_request")

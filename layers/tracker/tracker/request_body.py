@@ -31,12 +31,6 @@ _UTF8 = {"utf-8", "utf8"}
 MAX_BODY_DEPTH = 64
 
 
-def header(event: Mapping[str, Any], name: str) -> str | None:
-    """A request header, whatever its case."""
-    headers = event.get("headers") or {}
-    return next((str(value) for key, value in headers.items() if key.lower() == name), None)
-
-
 def header_values(event: Mapping[str, Any], name: str) -> list[str]:
     """Every distinct value sent for a header, whatever the case of its name, from both of the
     proxy event's maps (``headers`` keeps one value per name, ``multiValueHeaders`` all of them)."""
@@ -137,7 +131,10 @@ def parse_json(raw: bytes) -> Any:
 def json_body_event(event: Mapping[str, Any], limit: int) -> dict[str, Any]:
     """The event with its body checked and given as plain JSON text (not base64, not gzip)."""
     raw = body_bytes(event)
-    encoding = (header(event, "content-encoding") or "identity").strip().lower()
+    encodings = {value.strip().lower() for value in header_values(event, "content-encoding")} or {"identity"}
+    if len(encodings) > 1:
+        raise BadRequest("Send one Content-Encoding (gzip or none), not several.")
+    encoding = encodings.pop()
     if encoding == "gzip":
         raw = _inflate(raw, limit)
     elif encoding != "identity":
