@@ -205,6 +205,35 @@ CASES: dict[str, Case] = {
         "validation_error",
         "rate_limit.rate",
     ),
+    # Strict types, and only what a usage plan holds (0.5 used to be a 503; "false" used to deactivate)
+    **{
+        f"tenant-patch-{name}": Case(
+            lambda body=body: api_event(
+                "PATCH",
+                "/v1/tenants/{tenant_id}",
+                authorizer=admin_context(),
+                path_parameters={"tenant_id": "ten_nobody"},
+                body=body,
+            ),
+            422,
+            "validation_error",
+            field,
+        )
+        for name, body, field in [
+            ("fractional-rate", {"rate_limit": {"rate": 0.5, "burst": 1}}, "rate_limit.rate"),
+            ("string-rate", {"rate_limit": {"rate": "5", "burst": 1}}, "rate_limit.rate"),
+            ("string-active", {"active": "false"}, "active"),
+            ("number-active", {"active": 0}, "active"),
+        ]
+    },
+    "tenant-host-time-zone": Case(
+        lambda: api_event(
+            "POST", "/v1/tenants", authorizer=admin_context(), body={"name": "S", "timezone": "localtime"}
+        ),
+        422,
+        "validation_error",
+        "timezone",
+    ),
     "key-for-unknown-tenant": Case(
         lambda: api_event(
             "POST",
