@@ -31,6 +31,12 @@ _UTF8 = {"utf-8", "utf8"}
 MAX_BODY_DEPTH = 64
 
 
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """A request header, whatever its case (one value: use ``header_values`` where two could differ)."""
+    headers = event.get("headers") or {}
+    return next((str(value) for key, value in headers.items() if key.lower() == name), None)
+
+
 def header_values(event: Mapping[str, Any], name: str) -> list[str]:
     """Every distinct value sent for a header, whatever the case of its name, from both of the
     proxy event's maps (``headers`` keeps one value per name, ``multiValueHeaders`` all of them)."""
