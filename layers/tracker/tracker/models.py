@@ -40,8 +40,10 @@ EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime.max.replace(tzinfo=UTC)
 LAST_MILLISECOND = LATEST_TIME.replace(microsecond=999_000)
 # RFC 3339 ``date-time`` (section 5.6), with the space its note allows; the offset is required.
-_RFC3339_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
-_RFC3339_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_TIME = re.compile(
+    _RFC3339_DATE.pattern + r"[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def _nfc(value: Any) -> Any:
