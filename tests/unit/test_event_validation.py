@@ -400,6 +400,7 @@ def test_an_array_counts_as_a_level() -> None:
     assert rejected_fields(raw_event(metadata={"x": [deep_list]})) == {"metadata"}
 
 
+@settings(deadline=None)
 @given(st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=2), max_leaves=40))
 def test_json_depth_counts_every_nested_container(value: Any) -> None:
     def brute_force(item: Any) -> int:

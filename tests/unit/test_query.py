@@ -332,7 +332,7 @@ def test_a_page_is_cut_at_its_byte_budget_and_its_cursor_leads_to_the_rest(text:
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(st.characters(exclude_categories=["Cs"]))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     metadata=st.dictionaries(
         st.text(st.characters(exclude_categories=["Cs"])),
