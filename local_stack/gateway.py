@@ -381,6 +381,10 @@ class Gateway:
         identity = request.header(api.identity_header) if api.identity_header else None
         if api.identity_header and not identity:
             raise GatewayRejection("UNAUTHORIZED")
+        # The contract: one key per request; two different values (any letter case of the name) are a 401.
+        names = {api.identity_header.lower()} if api.identity_header else set()
+        if len({value for name, value in request.headers if name.lower() in names}) > 1:
+            raise GatewayRejection("UNAUTHORIZED")
         method_arn = self.method_arn(request.method, request.path)
         if api.authorizer_type == "TOKEN":
             event: dict[str, Any] = {"type": "TOKEN", "authorizationToken": identity, "methodArn": method_arn}

@@ -11,7 +11,7 @@ from tracker.auth import authenticate, authenticate_token, bearer_token, policy
 from tracker.errors import Unauthorized
 from tracker.observability import logger, metrics, tracer
 from tracker.records import RateLimitRecord
-from tracker.request_body import header
+from tracker.request_body import header, header_values
 from tracker.settings import get_settings, require_settings
 
 require_settings("tenants_table", "token_signing_secret")  # fail at init, naming what is missing
@@ -24,9 +24,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = get_settings()
         default_limit = RateLimitRecord(rate=settings.default_rate_limit, burst=settings.default_burst_limit)
-        api_key, token = header(event, "x-api-key"), bearer_token(header(event, "authorization"))
-        if api_key or token is None:
-            principal = authenticate(tenant_store(), api_key, default_limit)
+        api_keys, token = header_values(event, "x-api-key"), bearer_token(header(event, "authorization"))
+        if api_keys or token is None:
+            principal = authenticate(tenant_store(), api_keys, default_limit)
         else:
             principal = authenticate_token(tenant_store(), signing_keys(), token, default_limit)
     except Unauthorized:

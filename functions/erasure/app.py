@@ -1,11 +1,14 @@
 """DELETE /v1/users/{user_id} and GET /v1/erasures/{erasure_id}: erasure of a user's data."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from tracker import erasure
 from tracker.adapters.lambda_invoke import start_erasure_worker
 from tracker.adapters.tenants_table import erasure_store
-from tracker.models import ErasureAccepted, ErasureOut
+from tracker.models import USER_ID, ErasureAccepted, ErasureOut, ResourceId
 from tracker.rest import (
     create_app,
     documented,
@@ -28,12 +31,12 @@ app = create_app()
     tags=["erasure"],
     responses={
         202: {"description": "Erasure started", "content": {"application/json": {"model": ErasureAccepted}}},
-        **error_responses(401, 403, 429, 503),
+        **error_responses(401, 403, 422, 429, 503),
     },
 )
 def delete_user(user_id: str) -> Response[ErasureAccepted]:  # noqa: ARG001 - routed but still percent-encoded
     accepted = erasure.request_erasure(
-        erasure_store(), tenant_id_of(app), path_parameter(app, "user_id"), start_erasure_worker
+        erasure_store(), tenant_id_of(app), path_parameter(app, "user_id", USER_ID), start_erasure_worker
     )
     return model_response(202, accepted)
 
@@ -42,9 +45,9 @@ def delete_user(user_id: str) -> Response[ErasureAccepted]:  # noqa: ARG001 - ro
     "/v1/erasures/<erasure_id>",
     summary="The progress of an erasure",
     tags=["erasure"],
-    responses=documented(ErasureOut, 401, 403, 404, 429, 503),
+    responses=documented(ErasureOut, 401, 403, 404, 422, 429, 503),
 )
-def get_erasure(erasure_id: str) -> ErasureOut:
+def get_erasure(erasure_id: Annotated[ResourceId, Path()]) -> ErasureOut:
     return erasure.get_erasure(erasure_store(), tenant_id_of(app), erasure_id)
 
 

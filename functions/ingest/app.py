@@ -64,7 +64,7 @@ def _count_single_event(route: str, status: int) -> None:
             "description": "Already stored with the same content",
             "content": {"application/json": {"model": EventStatus}},
         },
-        **error_responses(400, 401, 403, 409, 413, 422, 429, 503),
+        **error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
     },
 )
 def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
@@ -79,7 +79,7 @@ def post_event(event: Annotated[EventIn, Body()]) -> Response[EventStatus]:
     "/v1/events/batch",
     summary="Record up to 500 events; each is accepted, a duplicate, or rejected on its own",
     tags=["events"],
-    responses=documented(BatchResult, 400, 401, 403, 413, 422, 429, 503),
+    responses=documented(BatchResult, 400, 401, 403, 413, 415, 422, 429, 503),
 )
 def post_batch(batch: Annotated[BatchIn, Body()]) -> BatchResult:
     settings = get_settings()

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tracker.adapters.events_table import event_store
 from tracker.events import EventFilter, query_user_events
-from tracker.models import Action, EventPage, QueryTime
+from tracker.models import USER_ID, Action, EventPage, QueryTime
 from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of
 from tracker.settings import require_settings
 
@@ -18,6 +18,12 @@ app = create_app()
 @app.get(
     "/v1/users/<user_id>/events",
     summary="A user's events with occurred_at in [from, to)",
+    description=(
+        "A page holds `limit` events, or fewer when they are large: a page stays under 5 MiB as the Lambda"
+        " response holds it (its limit is 6 MB, API Gateway's 10 MB); `next_cursor` then leads to the rest."
+        " `from` and `to` are RFC 3339 times with an offset in 2000-01-01 .. 9999-12-31 (422 outside),"
+        " read at millisecond precision (rounded up), the precision of stored times."
+    ),
     tags=["events"],
     responses=documented(EventPage, 400, 401, 403, 422, 429, 503),
 )
@@ -31,8 +37,9 @@ def get_user_events(  # noqa: PLR0917 - one argument per query parameter
     cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
 ) -> EventPage:
     event_filter = EventFilter(start=from_, end=to, action=action, descending=order == "desc", limit=limit)
-    # The routed user_id is still percent-encoded; the path parameter is the decoded one.
-    return query_user_events(event_store(), tenant_id_of(app), path_parameter(app, "user_id"), event_filter, cursor)
+    # The routed user_id is still percent-encoded; the path parameter is the decoded one, under the body's rule.
+    user = path_parameter(app, "user_id", USER_ID)
+    return query_user_events(event_store(), tenant_id_of(app), user, event_filter, cursor)
 
 
 lambda_handler = lambda_entry(app)

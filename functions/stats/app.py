@@ -1,6 +1,5 @@
 """The statistics routes: answered from the rollup's aggregates, never from raw events."""
 
-from datetime import date
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -8,11 +7,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from tracker import stats
 from tracker.adapters.aggregates_table import aggregate_store
 from tracker.models import (
+    USER_ID,
     Action,
     ActionDaily,
     DailyStats,
     Frequency,
-    QueryTime,
+    QueryDateOrTime,
     TopUsers,
     Trend,
     UserActivity,
@@ -25,9 +25,9 @@ require_settings("aggregates_table")  # fail at init, naming what is missing
 
 app = create_app()
 STATS_ERRORS = (400, 401, 403, 422, 429, 503)
-DateOrTime = Annotated[QueryTime | date | None, Query(description="A date (a whole local day) or an RFC 3339 time")]
+DateOrTime = Annotated[QueryDateOrTime | None, Query(description="A date (a whole local day) or an RFC 3339 time")]
 FromParam = Annotated[
-    QueryTime | date | None,
+    QueryDateOrTime | None,
     Query(alias="from", description="A date (from its local midnight) or an RFC 3339 time"),
 ]
 
@@ -50,7 +50,7 @@ def get_user_activity(
 ) -> UserActivity:
     clock = _clock()
     start, end = stats.instant_range(clock, from_, to, stats.DEFAULT_RANGE)
-    user_id = path_parameter(app, "user_id")
+    user_id = path_parameter(app, "user_id", USER_ID)
     return stats.user_activity(aggregate_store(), clock, user_id, period=period, start=start, end=end)
 
 

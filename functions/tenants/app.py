@@ -3,12 +3,21 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from tracker import tenants
 from tracker.adapters.tenants_table import tenant_store
 from tracker.adapters.usage_plans import usage_plans
-from tracker.models import ApiKeyCreated, KeyCreate, TenantCreate, TenantCreated, TenantOut, TenantPage, TenantPatch
+from tracker.models import (
+    ApiKeyCreated,
+    KeyCreate,
+    ResourceId,
+    TenantCreate,
+    TenantCreated,
+    TenantOut,
+    TenantPage,
+    TenantPatch,
+)
 from tracker.rest import create_admin_app, documented, error_responses, lambda_entry, model_response
 from tracker.settings import require_settings
 
@@ -16,6 +25,7 @@ require_settings("tenants_table", "usage_plan_name")  # fail at init, naming wha
 
 app = create_admin_app()
 ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
+TenantIdParam = Annotated[ResourceId, Path()]
 
 
 @app.post(
@@ -24,7 +34,7 @@ ADMIN_ERRORS = (400, 401, 403, 404, 422, 429, 503)
     tags=["tenants"],
     responses={
         201: {"description": "Created", "content": {"application/json": {"model": TenantCreated}}},
-        **error_responses(409, *ADMIN_ERRORS),
+        **error_responses(409, 415, *ADMIN_ERRORS),
     },
 )
 def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCreated]:
@@ -48,9 +58,9 @@ def list_tenants(
     "/v1/tenants/<tenant_id>",
     summary="Deactivate or reactivate a tenant; set its rate limit, tracking plan or allowed web origins",
     tags=["tenants"],
-    responses=documented(TenantOut, *ADMIN_ERRORS),
+    responses=documented(TenantOut, 415, *ADMIN_ERRORS),
 )
-def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
+def update_tenant(tenant_id: TenantIdParam, patch: Annotated[TenantPatch, Body()]) -> TenantOut:
     return tenants.update_tenant(tenant_store(), usage_plans(), tenant_id, patch)
 
 
@@ -63,7 +73,9 @@ def update_tenant(tenant_id: str, patch: Annotated[TenantPatch, Body()]) -> Tena
         **error_responses(*ADMIN_ERRORS),
     },
 )
-def create_key(tenant_id: str, request: Annotated[KeyCreate | None, Body()] = None) -> Response[ApiKeyCreated]:
+def create_key(
+    tenant_id: TenantIdParam, request: Annotated[KeyCreate | None, Body()] = None
+) -> Response[ApiKeyCreated]:
     role = request.role if request else "tenant"
     return model_response(201, tenants.create_key(tenant_store(), tenant_id, role))
 
@@ -74,7 +86,7 @@ def create_key(tenant_id: str, request: Annotated[KeyCreate | None, Body()] = No
     tags=["tenants"],
     responses={204: {"description": "Revoked"}, **error_responses(*ADMIN_ERRORS)},
 )
-def revoke_key(tenant_id: str, key_id: str) -> Response[None]:
+def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[ResourceId, Path()]) -> Response[None]:
     tenants.revoke_key(tenant_store(), tenant_id, key_id)
     return Response(status_code=204)
 

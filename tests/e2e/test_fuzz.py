@@ -3,7 +3,8 @@
 For each operation of the document the stack serves (``GET /openapi.json``), schemathesis generates
 requests, valid and invalid (its coverage phase: boundaries, missing and wrong-typed values,
 unexpected methods, no key; then its fuzzing phase: ``FUZZ_EXAMPLES`` random requests, default
-``DEFAULT_EXAMPLES``), sent with a tenant key (the admin key on ``/v1/tenants`` routes). Every answer
+``DEFAULT_EXAMPLES``), each with its own headers or a Content-Type from ``MEDIA_TYPES``, sent
+with a tenant key (the admin key on ``/v1/tenants`` routes). Every answer
 must be what the contract promises:
 
 - no 5xx (a 503 is allowed only with ``Retry-After``: the store busy is in the contract);
@@ -17,6 +18,7 @@ run (each run prints its seed). ``make fuzz`` runs it with ``FUZZ_EXAMPLES=500``
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -45,6 +47,23 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 SEED = int(os.environ.get("FUZZ_SEED") or secrets.randbits(32))
 ADMIN_PREFIX = "/v1/tenants"
 SHOWN_FAILURES = 12
+# Content-Types a hostile client sends: JSON in any case, with parameters or as a +json type (all
+# read as JSON), and everything else (415), down to arbitrary printable text.
+MEDIA_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "APPLICATION/JSON",
+        "application/json; charset=UTF-8",
+        "application/vnd.api+json",
+        "application/merge-patch+json",
+        "application/json; charset=latin-1",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "*/*",
+        "",
+    ]
+) | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip)
 
 
 def _document_operations() -> list[str]:
@@ -173,6 +192,14 @@ def fuzz(stack: Stack, request: pytest.FixtureRequest) -> Iterator[FuzzTarget]:
             choices.append(real)
         return st.sampled_from(choices)
 
+    @schema.hook
+    def flatmap_headers(context: Any, headers: dict[str, Any] | None) -> Any:
+        """Headers too: the Content-Type of every case is one of many spellings, JSON or not."""
+        return st.one_of(
+            st.just(headers),
+            MEDIA_TYPES.map(lambda media_type: {**(headers or {}), "Content-Type": media_type}),
+        )
+
     checks = [
         builtin.not_a_server_error,
         openapi_checks.status_code_conformance,
@@ -241,3 +268,24 @@ def test_operation_keeps_the_contract(fuzz: FuzzTarget, label: str) -> None:
     )
     if findings.failures:
         pytest.fail(findings.report(), pytrace=False)
+
+
+@pytest.mark.parametrize("names", [("x-api-key", "X-Api-Key"), ("x-api-key", "x-api-key")], ids=["cases", "same"])
+def test_two_different_keys_in_one_request_are_a_401(stack: Stack, names: tuple[str, str]) -> None:
+    # Given a tenant's key and the admin key, in two x-api-key headers of one request
+    tenant = stack.new_tenant(name=f"Two keys {secrets.token_hex(4)}")
+    host, port = stack.api.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        for first, second in ((tenant["api_key"], stack.admin_key), (stack.admin_key, tenant["api_key"])):
+            connection.putrequest("GET", "/v1/users/u/events")
+            connection.putheader(names[0], first)
+            connection.putheader(names[1], second)
+            connection.endheaders()
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+            # Then the gateway answers 401 in the contract's shape, whichever comes first
+            assert answer.status == 401, body
+            assert _error_shape_problem(401, body) is None, body
+    finally:
+        connection.close()

@@ -11,17 +11,18 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.e2e
 
 BURST = 5
+RATE = 1  # the slowest refill a usage plan holds: rates are whole requests per second
 SENT = 12
 
 
 def test_a_burst_over_a_tenants_limit_refuses_exactly_the_excess_and_spares_other_tenants(stack: Stack) -> None:
-    # Given tenant A limited to a burst of 5 and a slow refill (one request per 10 s), and tenant B on the default
+    # Given tenant A limited to a burst of 5 and a slow refill (one request per second), and tenant B on the default
     limited, other = stack.new_tenant(), stack.new_tenant()
     patched = stack.request(
-        "PATCH", f"/v1/tenants/{limited['tenant_id']}", {"rate_limit": {"rate": 0.1, "burst": BURST}}, stack.admin_key
+        "PATCH", f"/v1/tenants/{limited['tenant_id']}", {"rate_limit": {"rate": RATE, "burst": BURST}}, stack.admin_key
     )
     assert patched.status == 200, patched.body
-    assert patched.body["rate_limit"] == {"rate": 0.1, "burst": BURST}
+    assert patched.body["rate_limit"] == {"rate": RATE, "burst": BURST}
     # When A sends 12 requests at once, and B sends 12 as well
     started = time.monotonic()
     answers = [stack.request("GET", "/v1/users/u/events?limit=1", key=limited["api_key"]) for _ in range(SENT)]
@@ -32,9 +33,10 @@ def test_a_burst_over_a_tenants_limit_refuses_exactly_the_excess_and_spares_othe
     print(
         f"rate limit: sent {SENT} in {elapsed:.2f} s at burst {BURST}: {len(accepted)} accepted, {len(refused)} refused"
     )
-    # Then exactly the burst is served (the refill in that time is well under one request) and the excess refused
+    # Then the burst is served, and no more than the refill in that time; the excess is refused
     assert elapsed < 5
-    assert (len(accepted), len(refused)) == (BURST, SENT - BURST)
+    assert BURST <= len(accepted) <= BURST + int(elapsed * RATE)
+    assert len(accepted) + len(refused) == SENT
     for answer in refused:
         assert answer.body["error"]["code"] == "throttled"
         assert int(answer.headers["retry-after"]) >= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from .support import Functions, HttpAnswer, admin_context, api_event, assert_error_shape, tenant_context
+from .support import (
+    Functions,
+    HttpAnswer,
+    admin_context,
+    api_event,
+    assert_error_shape,
+    authorizer_event,
+    tenant_context,
+)
 
 TENANT = "ten_badinput00000001"
 USER_EVENTS = "/v1/users/{user_id}/events"
@@ -196,6 +205,35 @@ CASES: dict[str, Case] = {
         "validation_error",
         "rate_limit.rate",
     ),
+    # Strict types, and only what a usage plan holds (0.5 used to be a 503; "false" used to deactivate)
+    **{
+        f"tenant-patch-{name}": Case(
+            lambda body=body: api_event(
+                "PATCH",
+                "/v1/tenants/{tenant_id}",
+                authorizer=admin_context(),
+                path_parameters={"tenant_id": "ten_nobody"},
+                body=body,
+            ),
+            422,
+            "validation_error",
+            field,
+        )
+        for name, body, field in [
+            ("fractional-rate", {"rate_limit": {"rate": 0.5, "burst": 1}}, "rate_limit.rate"),
+            ("string-rate", {"rate_limit": {"rate": "5", "burst": 1}}, "rate_limit.rate"),
+            ("string-active", {"active": "false"}, "active"),
+            ("number-active", {"active": 0}, "active"),
+        ]
+    },
+    "tenant-host-time-zone": Case(
+        lambda: api_event(
+            "POST", "/v1/tenants", authorizer=admin_context(), body={"name": "S", "timezone": "localtime"}
+        ),
+        422,
+        "validation_error",
+        "timezone",
+    ),
     "key-for-unknown-tenant": Case(
         lambda: api_event(
             "POST",
@@ -327,6 +365,22 @@ DEEP = "[" * 5000 + "]" * 5000
             id="event-nested-5000-deep",
         ),
         pytest.param(lambda: post_batch(raw_body='{"events": ' + DEEP + "}"), id="batch-nested-5000-deep"),
+        # Deep enough to parse, then past a recursion limit further in (these were 500s)
+        *(
+            pytest.param(
+                lambda depth=depth, route=route: api_event(
+                    "POST",
+                    route,
+                    authorizer=tenant_context(TENANT),
+                    raw_body=wrap_event(
+                        route, '{"user_id": "u", "action": "a", "metadata": {"x": ' + "[" * depth + "]" * depth + "}}"
+                    ),
+                ),
+                id=f"{route.rsplit('/', 1)[-1]}-metadata-{depth}-deep",
+            )
+            for depth in (930, 960, 990)
+            for route in ("/v1/events", "/v1/events/batch")
+        ),
         pytest.param(
             lambda: api_event("POST", "/v1/tenants", authorizer=admin_context(), raw_body='{"name": ' + DEEP + "}"),
             id="tenant-nested-5000-deep",
@@ -367,3 +421,160 @@ def test_a_hostile_but_parseable_body_is_a_4xx_not_a_500(
         return
     assert 400 <= answer.status < 500
     assert set(answer.body["error"]) == {"code", "message", "details"}
+
+
+# ---------------------------------------------------------------- hostile round two: media types
+
+BODY_ROUTES = {
+    "event": lambda: post_event(body=event(event_id="evt-media")),
+    "batch": lambda: post_batch(body={"events": [event(event_id="evt-media")]}),
+    "tenant": lambda: api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "Media Shop"}),
+    "tenant-patch": lambda: api_event(
+        "PATCH", "/v1/tenants/{tenant_id}", authorizer=admin_context(), path_parameters={"tenant_id": "ten_x"}, body={}
+    ),
+}
+# The tenant patch names no tenant that exists: a body that gets through is a 404, not a 2xx.
+READ_AS_JSON = {"event": {201}, "batch": {200}, "tenant": {201}, "tenant-patch": {404}}
+
+
+def with_content_types(request: dict[str, Any], *pairs: tuple[str, str]) -> dict[str, Any]:
+    """The request with these ``(header name, value)`` pairs as its Content-Type headers, as API
+    Gateway hands them over: ``headers`` keeps the last value of a name, ``multiValueHeaders`` all."""
+    headers = {name: value for name, value in request["headers"].items() if name.lower() != "content-type"}
+    multi = {name: values for name, values in request["multiValueHeaders"].items() if name.lower() != "content-type"}
+    for name, value in pairs:
+        headers[name] = value
+        multi.setdefault(name, []).append(value)
+    return {**request, "headers": headers, "multiValueHeaders": multi}
+
+
+JSON_TYPES = [
+    [("Content-Type", "application/JSON")],
+    [("content-type", "Application/Json; charset=UTF-8")],
+    [("Content-Type", "application/vnd.api+json")],
+    [("Content-Type", "application/merge-patch+json")],
+    [("Content-Type", 'APPLICATION/PROBLEM+JSON; charset="utf-8"')],
+    [("Content-Type", "application/json"), ("content-type", "application/JSON")],
+    [("Content-Type", "application/json"), ("Content-Type", "application/vnd.api+json")],
+]
+OTHER_TYPES = [
+    [("Content-Type", "text/plain")],
+    [("Content-Type", "application/x-www-form-urlencoded")],
+    [("Content-Type", "multipart/form-data; boundary=x")],
+    [("Content-Type", "application/jsonp")],
+    [("Content-Type", "application/json; charset=latin-1")],
+    [("Content-Type", "text/json")],
+    [("Content-Type", "*/*")],
+    [("Content-Type", "")],
+    [("Content-Type", "application/json"), ("content-type", "text/plain")],
+    [("content-type", "text/plain"), ("Content-Type", "application/json")],
+]
+
+
+@pytest.mark.parametrize("route", list(BODY_ROUTES))
+@pytest.mark.parametrize("pairs", JSON_TYPES, ids=lambda pairs: " + ".join(value for _, value in pairs))
+def test_json_media_types_are_matched_case_insensitively_with_plus_json(
+    functions: Functions, route: str, pairs: list[tuple[str, str]]
+) -> None:
+    # Given a body sent as JSON under any spelling of a JSON media type (one or several headers)
+    answer = functions.http(with_content_types(BODY_ROUTES[route](), *pairs))
+    # Then it is read as JSON (these were 500s)
+    assert answer.status in READ_AS_JSON[route], answer.body
+
+
+@pytest.mark.parametrize("route", list(BODY_ROUTES))
+@pytest.mark.parametrize("pairs", OTHER_TYPES, ids=lambda pairs: " + ".join(value for _, value in pairs))
+def test_any_other_media_type_is_a_415(functions: Functions, route: str, pairs: list[tuple[str, str]]) -> None:
+    answer = functions.http(with_content_types(BODY_ROUTES[route](), *pairs))
+    assert_error_shape(answer, 415, "unsupported_media_type")
+
+
+# ---------------------------------------------------------------- path parameters under the body's rules
+
+USER_ROUTES = {
+    "events": ("GET", USER_EVENTS),
+    "activity": ("GET", "/v1/users/{user_id}/activity"),
+    "erasure": ("DELETE", "/v1/users/{user_id}"),
+}
+
+
+@pytest.mark.parametrize("route", list(USER_ROUTES))
+@pytest.mark.parametrize(
+    "user_id", ["u" * 129, "x" * 60_000, "a\x00b", "line\nbreak"], ids=["129", "60000", "nul", "lf"]
+)
+def test_a_user_id_in_a_path_obeys_the_body_rule(functions: Functions, route: str, user_id: str) -> None:
+    # Given a user id no event could carry (a 60,000-character one used to be stored as an erasure)
+    method, resource = USER_ROUTES[route]
+    request = api_event(method, resource, authorizer=tenant_context(TENANT), path_parameters={"user_id": user_id})
+    # Then every route that takes a user id answers 422 naming it
+    answer = functions.http(request)
+    assert_error_shape(answer, 422, "validation_error")
+    assert "user_id" in {detail["field"] for detail in answer.body["error"]["details"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "resource", "parameters"),
+    [
+        ("GET", "/v1/erasures/{erasure_id}", {"erasure_id": "e" * 60_000}),
+        ("PATCH", "/v1/tenants/{tenant_id}", {"tenant_id": "t" * 60_000}),
+        ("POST", "/v1/tenants/{tenant_id}/keys", {"tenant_id": "ten x"}),
+        ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", {"tenant_id": "ten_x", "key_id": "k" * 129}),
+    ],
+)
+def test_a_server_made_id_in_a_path_has_the_id_rule(
+    functions: Functions, method: str, resource: str, parameters: dict[str, str]
+) -> None:
+    admin = resource.startswith("/v1/tenants")
+    body = {"active": True} if method == "PATCH" else None
+    context = admin_context() if admin else tenant_context(TENANT)
+    answer = functions.http(api_event(method, resource, authorizer=context, path_parameters=parameters, body=body))
+    assert_error_shape(answer, 422, "validation_error")
+
+
+def test_the_nfc_and_nfd_spellings_of_a_user_are_one_user_on_every_route(functions: Functions) -> None:
+    # Given an event of "Zoë" sent in NFD
+    nfc, nfd = unicodedata.normalize("NFC", "Zoë"), unicodedata.normalize("NFD", "Zoë")
+    assert functions.http(post_event(body=event(event_id="evt-zoe", user_id=nfd))).status == 201
+    # Then it is the user "Zoë" in NFC, whichever spelling the path uses
+    for spelling in (nfc, nfd):
+        answer = functions.http(get_events({}, user_id=spelling))
+        assert [item["user_id"] for item in answer.body["items"]] == [nfc]
+
+
+# ---------------------------------------------------------------- one key per request
+
+
+def test_two_different_keys_in_one_request_are_refused_by_the_authorizer(functions: Functions) -> None:
+    created = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "Two keys"}))
+    key = created.body["api_key"]
+    request = authorizer_event(key)
+    # Given the tenant's key and another value, under two spellings of the header's name
+    for first, second in ((key, "atk_other"), ("atk_other", key)):
+        both = {**request, "headers": {**request["headers"], "X-Api-Key": first, "x-api-key": second}}
+        both["multiValueHeaders"] = {**request["multiValueHeaders"], "X-Api-Key": [first], "x-api-key": [second]}
+        # Then the authorizer refuses the request (API Gateway answers 401)
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
+            functions.invoke("AuthorizerFunction", both)
+    # While one value, sent twice or under one name in multiValueHeaders only, is that key
+    twice = {**request, "multiValueHeaders": {**request["multiValueHeaders"], "x-api-key": [key, key]}}
+    assert functions.invoke("AuthorizerFunction", twice)["principalId"] == created.body["key_id"]
+    hidden = {**request, "multiValueHeaders": {**request["multiValueHeaders"], "x-api-key": [key, "atk_other"]}}
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        functions.invoke("AuthorizerFunction", hidden)
+
+
+def wrap_event(route: str, event_text: str) -> str:
+    """The body of ``route`` holding one event written as ``event_text``."""
+    return event_text if route == "/v1/events" else '{"events": [' + event_text + "]}"
+
+
+def test_two_different_content_encodings_are_a_400(functions: Functions) -> None:
+    request = post_event(body=event(event_id="evt-encodings"))
+    for first, second in (("gzip", "identity"), ("identity", "gzip")):
+        both = {**request, "headers": {**request["headers"], "Content-Encoding": first, "content-encoding": second}}
+        both["multiValueHeaders"] = {
+            **request["multiValueHeaders"],
+            "Content-Encoding": [first],
+            "content-encoding": [second],
+        }
+        assert_error_shape(functions.http(both), 400, "bad_request")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime, timedelta
+import string
+import unicodedata
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local_stack.template import Template
+from tracker.json_shape import json_depth
+from tracker.models import LAST_MILLISECOND, MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
 
 from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
 
@@ -347,3 +351,286 @@ def test_a_rate_limit_patch_round_trips_and_null_restores_the_default(functions:
     restored = patch({"rate_limit": None})
     assert restored.get("rate_limit") is None
     assert restored["active"] is False
+
+
+# ---------------------------------------------------------------- whatever is accepted can be read back
+
+JSON_NUMBERS = (
+    st.integers(-(10**20), 10**20)
+    | st.integers(min_value=10**300, max_value=10**4000)  # past every float, up to Python's digit limit
+    | st.floats(allow_nan=False, allow_infinity=False)  # -0.0, 5e-324, 1.7976931348623157e308
+    | st.sampled_from([0, -0.0, 2**53 + 1, -(2**63), 2**64, 1e308, 5e-324])
+)
+# Any Unicode text a JSON document can hold (no lone surrogates): NUL, controls, RTL marks, emoji.
+JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+JSON_LEAVES = st.none() | st.booleans() | JSON_NUMBERS | JSON_TEXT
+JSON_VALUES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+USER_IDS = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=128)
+
+
+def nest(value: Any, depth: int) -> dict[str, Any]:
+    """``value`` wrapped in objects and arrays to ``depth`` levels in all (``value``'s own included)."""
+    levels = depth - json_depth(value)
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value if isinstance(value, dict) else {"k": value}
+
+
+def padded(metadata: dict[str, Any], size: int) -> dict[str, Any]:
+    """``metadata`` with a ``pad`` string that makes it ``size`` bytes serialized, when it can."""
+    base = len(compact_json({**metadata, "pad": ""}).encode())
+    return {**metadata, "pad": "p" * max(0, size - base)}
+
+
+@st.composite
+def events_at_the_limits(draw: st.DrawFn) -> dict[str, Any]:
+    """An event near one of the limits (or none): metadata depth, metadata size, event size, ids."""
+    value = draw(JSON_VALUES)
+    limit = draw(st.sampled_from(["depth", "metadata-bytes", "event-bytes", "ids", "free"]))
+    metadata: Any = value if isinstance(value, dict) else {"v": value}
+    user_id = unicodedata.normalize("NFC", draw(USER_IDS))[:128]
+    event_id = draw(st.text(ID_ALPHABET, min_size=1, max_size=128))
+    if limit == "depth":
+        metadata = nest(value, draw(st.integers(MAX_METADATA_DEPTH - 2, MAX_METADATA_DEPTH + 2)))
+    elif limit == "metadata-bytes":
+        metadata = padded(metadata, draw(st.integers(MAX_METADATA_BYTES - 2, MAX_METADATA_BYTES + 2)))
+    elif limit == "event-bytes":
+        # Unknown fields count in the event's size; they are not stored.
+        padding = draw(st.integers(MAX_EVENT_BYTES - MAX_METADATA_BYTES - 600, MAX_EVENT_BYTES))
+        metadata = padded(metadata, min(MAX_METADATA_BYTES, padding))
+        return {"user_id": user_id, "action": "limits", "event_id": event_id, "metadata": metadata, "x": "x" * padding}
+    elif limit == "ids":
+        user_id = draw(st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=127, max_size=130))
+        event_id = draw(st.text(ID_ALPHABET, min_size=127, max_size=130))
+    return {
+        "user_id": user_id,
+        "action": draw(st.text(ID_ALPHABET, min_size=1, max_size=65)),
+        "event_id": event_id,
+        "metadata": metadata,
+    }
+
+
+ID_ALPHABET = string.ascii_letters + string.digits + "._:-"
+
+
+def within_limits(body: dict[str, Any]) -> bool:
+    """The contract's limits, computed apart from the code under test."""
+    metadata = body["metadata"]
+    return (
+        json_depth(metadata) <= MAX_METADATA_DEPTH
+        and len(compact_json(metadata).encode()) <= MAX_METADATA_BYTES
+        and len(compact_json(body).encode()) <= MAX_EVENT_BYTES
+        and len(unicodedata.normalize("NFC", body["user_id"])) <= 128
+        and len(body["event_id"]) <= 128
+        and len(body["action"]) <= 64
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=events_at_the_limits())
+def test_every_accepted_event_reads_back_through_the_query_route(functions: Functions, body: dict[str, Any]) -> None:
+    # Given an event at or around a limit, with any JSON in its metadata (its id unique to the example)
+    body = {**body, "event_id": f"r{next(RUNS)}.{body['event_id']}"}
+    # When it is posted
+    answer = functions.http(post_event(body))
+    # Then it is accepted exactly when it is within the contract's limits, and refused with a 4xx otherwise
+    assert answer.status in {201, 413, 422}, answer.body
+    assert (answer.status == 201) == within_limits(body), answer.body
+    event(f"status {answer.status}")
+    if answer.status != 201:
+        return
+    # And once accepted, the query route serves it back, as it was sent
+    user_id = unicodedata.normalize("NFC", body["user_id"])
+    page = functions.http(get_events(user_id, {"limit": "1000"}))
+    assert page.status == 200, page.body
+    (item,) = [item for item in page.body["items"] if item["event_id"] == body["event_id"]]
+    assert item["metadata"] == json.loads(json.dumps(body["metadata"]))
+    assert item["user_id"] == user_id
+
+
+# ---------------------------------------------------------------- time parameters: never a 500, [from, to) exact
+
+TIME_ZONES = ["UTC", "Pacific/Kiritimati", "Etc/GMT+12", "Europe/Kyiv", "Asia/Kolkata", "Australia/Lord_Howe"]
+OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+EDGES = [
+    datetime(2000, 1, 1, tzinfo=UTC),
+    datetime(2026, 11, 1, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, tzinfo=UTC),
+    datetime.now(UTC).replace(microsecond=0),
+    datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+]
+DELTAS = st.sampled_from([0, 1, 999, 1000, 1001, 86_400_000_000]).map(lambda us: timedelta(microseconds=us))
+INSTANTS = (
+    st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.just(UTC))
+    | st.datetimes(datetime(1999, 12, 30), datetime(2000, 1, 2), timezones=st.just(UTC))
+    | st.builds(
+        lambda edge, delta, sign: edge + sign * delta, st.sampled_from(EDGES[:-1]), DELTAS, st.sampled_from([-1, 1])
+    )
+    | st.sampled_from(EDGES)
+)
+
+
+def rfc3339(moment: datetime, offset: timezone, digits: int) -> str:
+    """``moment`` written in RFC 3339 at an offset (past the calendar's ends: the UTC spelling),
+    with ``digits`` fraction digits (0-6, so that the text is exactly the instant)."""
+    try:
+        local = moment.astimezone(offset)
+    except OverflowError:
+        local = moment
+    text = f"{local.year:04d}-{local.month:02d}-{local.day:02d}T{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+    if digits:
+        text += "." + f"{local.microsecond:06d}"[:digits]
+    suffix = local.strftime("%z")
+    return f"{text}{'Z' if suffix == '+0000' else suffix[:3] + ':' + suffix[3:]}"
+
+
+def last_millisecond_up(moment: datetime) -> datetime:
+    """The first whole millisecond at or after ``moment`` (or the last one of year 9999)."""
+    whole = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if whole == moment:
+        return moment
+    return whole if whole == LAST_MILLISECOND else whole + timedelta(milliseconds=1)
+
+
+def instant_of(text: str) -> datetime | None:
+    """The oracle's reading of an RFC 3339 text: the instant, or None past year 9999 in UTC."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=INSTANTS,
+    delta=DELTAS | st.timedeltas(timedelta(0), timedelta(days=400)),
+    offsets=st.tuples(OFFSETS, OFFSETS),
+    digits=st.tuples(st.integers(0, 6), st.integers(0, 6)),
+)
+def test_from_to_filtering_matches_brute_force_at_every_edge(
+    functions: Functions,
+    start: datetime,
+    delta: timedelta,
+    offsets: tuple[timezone, timezone],
+    digits: tuple[int, int],
+) -> None:
+    # Given events of a fresh user a millisecond around both ends of a range (where they can be stored)
+    run = next(RUNS)
+    user_id = f"edges {run}"
+    try:
+        end = start + delta
+    except OverflowError:
+        end = datetime.max.replace(tzinfo=UTC)
+    latest = datetime.now(UTC) + timedelta(minutes=30)
+    stored = []
+    near = [edge + timedelta(milliseconds=shift) for edge in (start, end) for shift in (-1, 0, 1) if edge < latest]
+    for index, moment in enumerate(near):
+        at = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+        if datetime(2000, 1, 1, tzinfo=UTC) <= at <= latest:
+            event_id = f"edges-{run}-{index}"
+            body = {"event_id": event_id, "user_id": user_id, "action": "a", "occurred_at": at.isoformat()}
+            assert functions.http(post_event(body)).status in {200, 201}
+            stored.append((at, event_id))
+    # When the events of [from, to) are asked for, written at any offset and precision
+    texts = rfc3339(start, offsets[0], digits[0]), rfc3339(end, offsets[1], digits[1])
+    answer = functions.http(get_events(user_id, {"from": texts[0], "to": texts[1], "limit": "1000"}))
+    # Then: outside the years 2000 to 9999, or a range holding no whole millisecond (no stored time
+    # can lie in it), a 422; otherwise exactly the brute-force answer
+    low, high = (instant_of(text) for text in texts)
+    bound = datetime(2000, 1, 1, tzinfo=UTC)
+    if (
+        low is None
+        or high is None
+        or low < bound
+        or high < bound
+        or last_millisecond_up(low) >= last_millisecond_up(high)
+    ):
+        assert_error_shape(answer, 422, "validation_error")
+        return
+    assert answer.status == 200, (texts, answer.body)
+    expected = sorted({event_id for moment, event_id in stored if low <= moment < high})
+    assert sorted(item["event_id"] for item in answer.body["items"]) == expected, texts
+    assert all(len(item["occurred_at"]) == len("2025-10-10T18:30:00.000Z") for item in answer.body["items"])
+
+
+TIME_ROUTES = [
+    ("GET", USER_EVENTS, {"user_id": "u"}, {}),
+    ("GET", "/v1/users/{user_id}/activity", {"user_id": "u"}, {"period": "1h"}),
+    ("GET", "/v1/users/{user_id}/activity", {"user_id": "u"}, {"period": "1d"}),
+    ("GET", "/v1/stats/trend", None, {}),
+    ("GET", "/v1/stats/frequency", None, {}),
+    ("GET", "/v1/stats/actions/{action}/daily", {"action": "login"}, {}),
+]
+TIME_TEXTS = (
+    st.builds(rfc3339, INSTANTS, OFFSETS, st.integers(0, 6))
+    | st.dates().map(lambda day: f"{day.year:04d}-{day.month:02d}-{day.day:02d}")
+    | st.builds(
+        lambda day, digits: f"{day}T00:00:00.{digits}Z",
+        st.dates(date(2000, 1, 1)),
+        st.text("0123456789", min_size=1, max_size=12),
+    )
+    | st.text(max_size=30)
+    | st.sampled_from(["9999-12-31", "9999-12-30", "2000-01-01", "0001-01-01", "0900-01-01T00:00:00Z", "-0001-01-01"])
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(TIME_ROUTES),
+    start=st.none() | TIME_TEXTS,
+    end=st.none() | TIME_TEXTS,
+    zone=st.sampled_from(TIME_ZONES),
+)
+def test_no_time_parameter_of_any_route_is_a_500(
+    functions: Functions,
+    route: tuple[str, str, dict[str, str] | None, dict[str, str]],
+    start: str | None,
+    end: str | None,
+    zone: str,
+) -> None:
+    method, resource, parameters, query = route
+    sent = {**query, **({"from": start} if start is not None else {}), **({"to": end} if end is not None else {})}
+    context = {**tenant_context(TENANT), "timezone": zone}
+    answer = functions.http(api_event(method, resource, authorizer=context, path_parameters=parameters, query=sent))
+    assert answer.status in {200, 400, 422}, (sent, zone, answer.body)
+    if answer.status != 200:
+        assert_error_shape(answer, answer.status, "validation_error" if answer.status == 422 else "bad_request")
+    else:
+        times = [
+            value
+            for item in answer.body.get("items", [])
+            for key, value in item.items()
+            if key in {"start", "end", "occurred_at"}
+        ]
+        assert all(len(value) == len("2025-10-10T18:30:00.000Z") for value in times), times
+
+
+def test_a_page_of_large_events_fits_a_lambda_response(functions: Functions, template: Template, dynamodb: Any) -> None:
+    # Given 120 events whose metadata is 16 KB of emoji (about 56 KB each once escaped twice)
+    store = event_store(template, dynamodb)
+    from tracker.events import prepare_event
+
+    metadata = {"blob": "\U0001f600" * 4_000}
+    for n in range(120):
+        raw = {
+            "event_id": f"big-{n:03d}",
+            "user_id": "big",
+            "action": "a",
+            "occurred_at": f"2025-10-10T10:{n // 60:02d}:{n % 60:02d}Z",
+            "metadata": metadata,
+        }
+        assert store.put_new(prepare_event(raw, TENANT, datetime.now(UTC))) is None
+    # When a page of 1000 is asked for
+    result = functions.invoke("QueryFunction", get_events("big", {"limit": "1000"}))
+    # Then the function's whole answer, as the Lambda runtime writes it, is under 6 MB
+    assert len(json.dumps(result)) < 6 * 1024 * 1024
+    first = json.loads(result["body"])
+    assert 0 < len(first["items"]) < 120
+    assert first["next_cursor"]
+    # And the cursor leads to the rest, every event once
+    rest = all_pages(functions, "big", {"limit": "1000", "cursor": first["next_cursor"]})
+    assert [item["event_id"] for item in first["items"] + rest] == [f"big-{n:03d}" for n in range(120)]

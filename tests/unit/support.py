@@ -49,4 +49,4 @@ class Admin:
         return tenants.update_tenant(self.store, self.plans, tenant_id, TenantPatch.model_validate(body))
 
     def authenticate(self, api_key: str | None) -> Principal:
-        return auth.authenticate(self.store, api_key, DEFAULT_LIMIT)
+        return auth.authenticate(self.store, [api_key] if api_key is not None else [], DEFAULT_LIMIT)

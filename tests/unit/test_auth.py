@@ -12,6 +12,7 @@ import pytest
 
 from tests.iam import allows as policy_allows
 from tests.iam import method_arn
+from tracker import auth
 from tracker.auth import Principal, policy
 from tracker.errors import Unauthorized
 from tracker.tenants import create_admin_key, revoke_key
@@ -162,3 +163,12 @@ def test_end_to_end_an_inactive_tenants_key_gets_a_deny(admin: Admin) -> None:
     # Then API Gateway is told to deny it (403), whatever the route
     assert not allows(answer, "POST", "v1/events")
     assert not allows(answer, "GET", "v1/users/u/events")
+
+
+def test_two_different_keys_in_one_request_are_unauthorized(admin: Admin) -> None:
+    # Given two valid keys (the gateway's usage plan could meter one while the authorizer accepts the other)
+    first, second = admin.create("Shop A"), admin.create("Shop B")
+    # When both are sent, Then the request is refused, whichever comes first
+    for keys in ([first.api_key, second.api_key], [second.api_key, first.api_key], [first.api_key, "atk_other"]):
+        with pytest.raises(Unauthorized):
+            auth.authenticate(admin.store, keys, DEFAULT_LIMIT)

@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from tracker.local_calendar import HOUR, Period, dates, day_start, local_date, local_hour_start, local_time, windows
+from tracker.models import QueryDateOrTime, QueryTime
+from tracker.timefmt import format_utc, parse_utc
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -298,3 +301,79 @@ def test_windows_tile_the_range_and_each_instant_is_in_its_local_window(
         holding = [w for w in result if w[0] <= moment < w[1]]
         assert len(holding) == 1
         assert holding[0][0] == window_of(moment, period, zone)
+
+
+# ---------------------------------------------------------------- time parameters and RFC 3339 out
+
+
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(900, 1, 1, tzinfo=UTC), "0900-01-01T00:00:00.000Z"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_every_time_is_written_with_a_four_digit_year(moment: datetime, written: str) -> None:
+    assert format_utc(moment) == written
+    assert parse_utc(written) == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+QUERY_TIME: TypeAdapter[datetime] = TypeAdapter(QueryTime)
+QUERY_DATE_OR_TIME: TypeAdapter[date | datetime] = TypeAdapter(QueryDateOrTime)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1999-12-31T23:59:59.999Z",
+        "2000-01-01T00:30:00+01:00",
+        "0900-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:00:00-01:00",
+        "9999-12-31T23:59:59.9999999-00:01",
+    ],
+)
+def test_a_time_parameter_outside_the_years_2000_to_9999_is_out_of_range(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        QUERY_TIME.validate_python(text)
+    assert caught.value.errors()[0]["type"] == "out_of_range"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["yesterday", "1760121005", "2025-10-10T18:30Z", "2025-10-10T18:30:00", "2025-10-10T24:00:00Z", "2025-02-30"],
+)
+def test_a_time_parameter_is_rfc3339_with_an_offset(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        QUERY_TIME.validate_python(text)
+    assert caught.value.errors()[0]["type"] == "datetime_parsing"
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("2000-01-01T00:00:00Z", datetime(2000, 1, 1, tzinfo=UTC)),
+        ("2026-11-01T00:00:00.0009Z", datetime(2026, 11, 1, 0, 0, 0, 1000, tzinfo=UTC)),
+        ("2026-11-01T02:00:00.000001+02:00", datetime(2026, 11, 1, 0, 0, 0, 1000, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.9999Z", datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC)),
+        ("2025-10-10 18:30:00 02:00", datetime(2025, 10, 10, 16, 30, tzinfo=UTC)),
+    ],
+)
+def test_a_time_parameter_is_read_in_utc_rounded_up_to_the_millisecond(text: str, read: datetime) -> None:
+    assert QUERY_TIME.validate_python(text) == read
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [("2025-10-12", date(2025, 10, 12)), ("9999-12-31", date(9999, 12, 31)), ("2000-01-01", date(2000, 1, 1))],
+)
+def test_a_date_parameter_is_a_date(text: str, read: date) -> None:
+    assert QUERY_DATE_OR_TIME.validate_python(text) == read
+
+
+@pytest.mark.parametrize("text", ["1999-12-31", "0001-01-01", "0900-06-15"])
+def test_a_date_parameter_before_2000_is_out_of_range(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        QUERY_DATE_OR_TIME.validate_python(text)
+    assert caught.value.errors()[0]["type"] == "out_of_range"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -18,7 +19,8 @@ from hypothesis import strategies as st
 
 from tracker.errors import ApiError, PayloadTooLarge, ValidationFailed
 from tracker.events import prepare_event
-from tracker.models import MAX_EVENT_BYTES, MAX_METADATA_BYTES
+from tracker.json_shape import json_depth
+from tracker.models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tracker.records import EventRecord
 from tracker.timefmt import format_utc
 
@@ -364,3 +366,81 @@ def prepare_or_refuse(raw: Any) -> EventRecord | ApiError:
         return prepare(raw)
     except ApiError as error:
         return error
+
+
+# ---------------------------------------------------------------- hostile round two: shapes, types, names
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A metadata object ``depth`` levels deep (the object itself is level 1)."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [1, 2, MAX_METADATA_DEPTH])
+def test_metadata_up_to_32_levels_is_accepted(depth: int) -> None:
+    assert prepare(raw_event(metadata=nested(depth))).metadata == nested(depth)
+
+
+@pytest.mark.parametrize("depth", [MAX_METADATA_DEPTH + 1, 255, 600])
+def test_metadata_deeper_than_32_levels_is_a_422(depth: int) -> None:
+    # Given metadata nested past the limit (255 levels was accepted, then no read could serve it)
+    # Then it is refused at ingest, naming metadata
+    assert rejected_fields(raw_event(metadata=nested(depth))) == {"metadata"}
+
+
+def test_an_array_counts_as_a_level() -> None:
+    deep_list: Any = 1
+    for _ in range(MAX_METADATA_DEPTH - 1):
+        deep_list = [deep_list]
+    # 31 arrays in the object: 32 levels; one more array: 33
+    assert prepare(raw_event(metadata={"x": deep_list})).metadata is not None
+    assert rejected_fields(raw_event(metadata={"x": [deep_list]})) == {"metadata"}
+
+
+@settings(deadline=None)
+@given(st.recursive(st.none() | st.integers(), lambda inner: st.lists(inner, max_size=2), max_leaves=40))
+def test_json_depth_counts_every_nested_container(value: Any) -> None:
+    def brute_force(item: Any) -> int:
+        if isinstance(item, list):
+            return 1 + max((brute_force(child) for child in item), default=0)
+        return 0
+
+    assert json_depth({"v": value}) == 1 + brute_force(value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("occurred_at", 1760121005),
+        ("occurred_at", "1760121005"),
+        ("occurred_at", "2025-10-10T11:00Z"),
+        ("occurred_at", "2025-10-10"),
+        ("sent_at", 1760121005.5),
+        ("user_id", 6),
+        ("action", True),
+        ("event_id", 1),
+        ("metadata", "{}"),
+    ],
+)
+def test_no_value_of_another_json_type_is_converted(field: str, value: Any) -> None:
+    # Given a field sent as another JSON type (a number for a time, a string of digits for a time, ...)
+    # Then it is a 422 naming that field, not a conversion
+    assert rejected_fields(raw_event(**{field: value})) == {field}
+
+
+def test_user_ids_are_nfc_normalized_so_one_name_is_one_user() -> None:
+    # Given the same name spelled composed (NFC) and decomposed (NFD)
+    composed, decomposed = "Zoë", unicodedata.normalize("NFD", "Zoë")
+    assert composed != decomposed
+    # Then both are the same user, stored in NFC
+    assert prepare(raw_event(user_id=composed)).user_id == composed
+    assert prepare(raw_event(user_id=decomposed)).user_id == composed
+
+
+def test_the_user_id_length_is_counted_after_normalization() -> None:
+    decomposed = unicodedata.normalize("NFD", "é") * 128  # 256 code points, 128 once composed
+    assert prepare(raw_event(user_id=decomposed)).user_id == "é" * 128
+    assert rejected_fields(raw_event(user_id="é" * 129)) == {"user_id"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,8 @@ from hypothesis import strategies as st
 from tests.fakes import InMemoryEventStore
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
-from tracker.events import OCCURRED_KEY, EventFilter, query_user_events
-from tracker.models import EventPage
+from tracker.events import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
+from tracker.models import EventOut, EventPage
 from tracker.records import EventRecord
 
 from .support import OTHER_TENANT, RECEIVED, TENANT
@@ -295,3 +296,73 @@ def test_paging_through_any_query_yields_the_brute_force_answer(
         reverse=descending,
     )
     assert seen == [r.event_id for r in expected]
+
+
+# ---------------------------------------------------------------- pages that fit a Lambda response
+
+
+def large_record(event_id: str, minutes: float, text: str) -> EventRecord:
+    return record(event_id, minutes).model_copy(update={"metadata": {"blob": text}})
+
+
+@pytest.mark.parametrize("text", ["x" * 16_000, "\U0001f600" * 4_000, '"\\' * 5_000], ids=["ascii", "emoji", "quotes"])
+def test_a_page_is_cut_at_its_byte_budget_and_its_cursor_leads_to_the_rest(text: str) -> None:
+    # Given 40 events with large metadata (emoji and quotes grow when escaped, twice, in a Lambda response)
+    store = stored(InMemoryEventStore(), *(large_record(f"evt-{n:02d}", n, text) for n in range(40)))
+    budget = 400_000
+    # When pages of up to 1000 are read under a budget
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = query_user_events(store, TENANT, "user-1", replace(ALL, limit=1000), cursor, budget=budget)
+        pages += 1
+        # Then each page's items fit the budget as the runtime writes them
+        assert sum(payload_bytes(item) for item in page.items) <= budget
+        assert page.items
+        seen += ids(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    # And together the pages hold every event once, in order
+    assert seen == [f"evt-{n:02d}" for n in range(40)]
+    assert pages > 1
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(st.characters(exclude_categories=["Cs"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    metadata=st.dictionaries(
+        st.text(st.characters(exclude_categories=["Cs"])),
+        st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)),
+        max_size=4,
+    ),
+    user_id=st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=20),
+)
+def test_the_payload_count_is_what_a_lambda_response_holds(metadata: dict[str, object], user_id: str) -> None:
+    # Given any item (any Unicode: DEL, controls, quotes, backslashes, emoji; any integer)
+    item = EventOut(event_id="e", user_id=user_id, action="a", occurred_at=T0, received_at=T0, metadata=metadata)
+    # Then its count is exactly its bytes as the resolver, then the Lambda runtime, write it
+    body = json.dumps(item.model_dump(mode="json"), separators=(",", ":"))  # the resolver: ASCII JSON
+    assert payload_bytes(item) == len(json.dumps(body)) - 2 + 1  # the runtime: a string in JSON; plus a comma
+
+
+def test_the_default_budget_keeps_1000_of_the_largest_events_under_6_mb() -> None:
+    store = stored(InMemoryEventStore(), *(large_record(f"evt-{n:04d}", n, "\U0001f600" * 4_000) for n in range(200)))
+    page = query_user_events(store, TENANT, "user-1", replace(ALL, limit=1000), None)
+    assert page.next_cursor is not None
+    body = EventPage.model_validate(page).model_dump_json()
+    assert len(json.dumps({"statusCode": 200, "body": json.dumps(json.loads(body))})) < 6 * 1024 * 1024
+    assert store.query_calls <= 2  # read in chunks of 100, not all 200 at once past the budget
+
+
+def test_small_events_take_few_reads_of_the_store() -> None:
+    # Given 1000 small events, When a page of 1000 is read
+    store = stored(InMemoryEventStore(), *(record(f"evt-{n:04d}", n / 100) for n in range(1000)))
+    page = query_user_events(store, TENANT, "user-1", replace(ALL, limit=1000), None)
+    # Then it holds them all, read in two chunks: 100 first, then the rest the budget has room for
+    assert len(page.items) == 1000
+    assert page.next_cursor is None
+    assert store.query_calls == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from pydantic import ValidationError
 
@@ -277,3 +279,56 @@ def test_the_admin_bootstrap_without_a_key_makes_a_new_one(admin: Admin) -> None
     assert first.api_key.startswith(API_KEY_PREFIX)
     assert admin.authenticate(first.api_key).role == "admin"
     assert admin.authenticate(second.api_key).role == "admin"
+
+
+# ---------------------------------------------------------------- strict types, usage-plan limits, names
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"active": "false"},
+        {"active": 0},
+        {"active": "true"},
+        {"rate_limit": {"rate": "5", "burst": 10}},
+        {"rate_limit": {"rate": 5, "burst": "10"}},
+        {"rate_limit": {"rate": 0.5, "burst": 10}},
+        {"rate_limit": {"rate": 5.5, "burst": 10}},
+        {"rate_limit": {"rate": True, "burst": 10}},
+        {"rate_limit": {"rate": 5, "burst": 10.0}},
+        {"rate_limit": {"rate": 10_001, "burst": 10}},
+        {"rate_limit": {"rate": 5, "burst": 5_001}},
+        {"rate_limit": {"rate": 5, "burst": 0}},
+        {"rate_limit": "5/10"},
+    ],
+    ids=repr,
+)
+def test_a_patch_is_read_with_strict_types_and_usage_plan_limits(body: dict[str, object]) -> None:
+    # Given a value of another JSON type, or a rate limit a usage plan cannot hold
+    # Then the patch is refused (a string "false" used to deactivate the tenant; 0.5 to answer 503)
+    with pytest.raises(ValidationError):
+        TenantPatch.model_validate(body)
+
+
+@pytest.mark.parametrize("limit", [{"rate": 1, "burst": 1}, {"rate": 10_000, "burst": 5_000}])
+def test_whole_rate_limits_within_the_account_limits_are_accepted(admin: Admin, limit: dict[str, int]) -> None:
+    created = admin.create()
+    assert admin.patch(created.tenant_id, {"rate_limit": limit}).rate_limit == RateLimit(**limit)
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "utc", "/etc/localtime", "../UTC", "Europe"])
+def test_a_time_zone_is_a_name_of_the_tz_database_not_of_the_host(zone: str) -> None:
+    with pytest.raises(ValidationError):
+        TenantCreate(name="Shop", timezone=zone)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Kyiv", "Asia/Kolkata", "America/Argentina/Buenos_Aires", "US/Eastern"])
+def test_tz_database_zones_and_links_are_accepted(zone: str) -> None:
+    assert TenantCreate(name="Shop", timezone=zone).timezone == zone
+
+
+def test_tenant_names_are_nfc_normalized(admin: Admin) -> None:
+    # Given a tenant named in NFC, Then the same name in NFD is a duplicate
+    admin.create(unicodedata.normalize("NFC", "Café"))
+    with pytest.raises(Conflict):
+        admin.create(unicodedata.normalize("NFD", "Café"))

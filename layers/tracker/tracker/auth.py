@@ -10,6 +10,7 @@ then stands for that key (``tracker.tokens``) until it expires or the key is rev
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +57,13 @@ class Principal:
         return context
 
 
-def authenticate(store: TenantStore, api_key: str | None, default_limit: RateLimitRecord) -> Principal:
-    """The principal of a key; Unauthorized for a missing, unknown or revoked key."""
+def authenticate(store: TenantStore, api_keys: Sequence[str], default_limit: RateLimitRecord) -> Principal:
+    """The principal of the request's key (every distinct ``x-api-key`` value it sent, whatever
+    the case of the header's name); Unauthorized for none, two different ones, or an unknown or
+    revoked key. Two keys would let the gateway's usage plan meter one while this authorizes the other."""
+    if len(api_keys) > 1:
+        raise Unauthorized("Send one x-api-key header, not several with different values.")
+    api_key = api_keys[0] if api_keys else ""
     if not api_key:
         raise Unauthorized("A valid x-api-key header is required.")
     key_hash = hash_api_key(api_key)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -19,16 +19,38 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
-from tracker.timefmt import format_utc
+from tracker.json_shape import json_depth
+from tracker.time_zones import is_time_zone_name
+from tracker.timefmt import ceil_to_millis, format_utc
 
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_BATCH_EVENTS = 500
+MAX_RATE_LIMIT = 10_000
+MAX_BURST_LIMIT = 5_000
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+# Every time and date the API takes lies in these bounds (the contract's 2000-01-01 .. 9999-12-31).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime.max.replace(tzinfo=UTC)
+LAST_MILLISECOND = LATEST_TIME.replace(microsecond=999_000)
+# RFC 3339 ``date-time`` (section 5.6), with the space its note allows; the offset is required.
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_TIME = re.compile(
+    _RFC3339_DATE.pattern + r"[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _nfc(value: Any) -> Any:
+    """One spelling per name: ids and names are NFC-normalized before any other rule applies."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
 def _no_control_characters(value: str) -> str:
@@ -37,25 +59,72 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-def _metadata_size(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(compact_json(value).encode()) > MAX_METADATA_BYTES:
+def _metadata_shape(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Only what every read can serve back: a bounded depth (serializers stop at some) and size."""
+    if value is None:
+        return value
+    if json_depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"must be at most {MAX_METADATA_DEPTH} levels deep (the object itself is level 1)")
+    if len(compact_json(value).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes when serialized")
     return value
 
 
 def _iana_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError("must be an IANA time zone name, such as Europe/Kyiv") from error
+    if not is_time_zone_name(value):
+        raise ValueError("must be a time zone name of the IANA tz database, such as Europe/Kyiv")
     return value
 
 
-def _restore_plus_in_offset(value: Any) -> Any:
-    """In a query string an unencoded ``+02:00`` offset arrives as `` 02:00``; put the ``+`` back."""
+def _time_parsing_error() -> PydanticCustomError:
+    return PydanticCustomError(
+        "datetime_parsing", "Input should be an RFC 3339 time with an offset, such as 2025-10-10T18:30:00Z"
+    )
+
+
+def _rfc3339_time(value: Any) -> Any:
+    """A time is a string in RFC 3339 with an offset: never a number, nor a number in a string."""
+    if not isinstance(value, str) or not _RFC3339_TIME.fullmatch(value):
+        raise _time_parsing_error()
+    return value
+
+
+def _query_time(value: Any) -> datetime:
+    """A time parameter: RFC 3339 with an offset, in the contract's years, as UTC at the millisecond
+    precision of stored times, rounded up, which keeps ``[from, to)`` selecting exactly the same
+    events. The last millisecond of year 9999 is as far as it goes (no event is stored that late:
+    they are at most an hour ahead of their arrival). In a query string an unencoded ``+02:00``
+    offset arrives as `` 02:00``, so the ``+`` is put back first."""
     if isinstance(value, str) and len(value) > 6 and value[-6] == " " and value[-3] == ":":
-        return f"{value[:-6]}+{value[-5:]}"
-    return value
+        value = f"{value[:-6]}+{value[-5:]}"
+    try:
+        moment = _AWARE_TIME.validate_python(_rfc3339_time(value))
+    except ValidationError:
+        raise _time_parsing_error() from None
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # an offset carries it past year 9999
+        utc = None
+    if utc is None or utc < EARLIEST_TIME:
+        raise PydanticCustomError("out_of_range", "must lie in 2000-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z")
+    return LAST_MILLISECOND if utc > LAST_MILLISECOND else ceil_to_millis(utc)
+
+
+def _query_date(value: Any) -> date:
+    if not isinstance(value, str) or not _RFC3339_DATE.fullmatch(value):
+        raise PydanticCustomError("date_parsing", "Input should be a date, such as 2025-10-12")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("date_parsing", "Input should be a date that exists, such as 2025-10-12") from None
+    if day < EARLIEST_TIME.date():
+        raise PydanticCustomError("out_of_range", "must lie in 2000-01-01 .. 9999-12-31")
+    return day
+
+
+def _query_date_or_time(value: Any) -> date | datetime:
+    """A date (``2025-10-12``) or a time, each under its own rule."""
+    return _query_date(value) if isinstance(value, str) and _RFC3339_DATE.fullmatch(value) else _query_time(value)
 
 
 def compact_json(value: Any) -> str:
@@ -64,12 +133,23 @@ def compact_json(value: Any) -> str:
 
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+ResourceId = EventId
+"""A server-made id in a path (tenant, key, erasure): the event id's characters and length."""
 Action = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters)]
-Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata_size)]
+# The before-validator is written last: it still runs first, and the constraints stay intact.
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters), BeforeValidator(_nfc)
+]
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata_shape)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_timezone)]
 UtcTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_restore_plus_in_offset)]
+BodyTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_rfc3339_time)]
+"""A time in a body: an RFC 3339 string (bodies are otherwise strict, so the string is allowed here)."""
+QueryTime = Annotated[datetime, BeforeValidator(_query_time)]
+QueryDateOrTime = Annotated[datetime | date, BeforeValidator(_query_date_or_time)]
+_AWARE_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+USER_ID: TypeAdapter[str] = TypeAdapter(UserId)
+"""The user id rule, for paths: the same as for bodies."""
 
 
 class ErrorDetail(BaseModel):
@@ -93,7 +173,13 @@ class ErrorResponse(BaseModel):
 # ---------------------------------------------------------------- events
 
 
-class EventIn(BaseModel):
+class StrictBody(BaseModel):
+    """A request body: JSON types as they are, no string read as a number or a boolean."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class EventIn(StrictBody):
     """One activity event as a client sends it. Unknown fields are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -101,16 +187,21 @@ class EventIn(BaseModel):
     event_id: EventId | None = Field(default=None, description="Idempotency key; the server makes a UUID when absent.")
     user_id: UserId
     action: Action
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: BodyTime | None = Field(
         default=None, description="When the user did it (RFC 3339 with offset); default: the time received."
     )
-    sent_at: AwareDatetime | None = Field(
+    sent_at: BodyTime | None = Field(
         default=None, description="The client's clock when sending; corrects occurred_at for clock skew."
     )
-    metadata: Metadata = Field(default=None, description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes.")
+    metadata: Metadata = Field(
+        default=None,
+        description=(
+            f"Any JSON object, at most {MAX_METADATA_BYTES} bytes serialized and {MAX_METADATA_DEPTH} levels deep."
+        ),
+    )
 
 
-class BatchIn(BaseModel):
+class BatchIn(StrictBody):
     """Events are validated one by one, so that one bad event rejects only itself."""
 
     events: list[Any] = Field(
@@ -157,15 +248,19 @@ class EventPage(BaseModel):
 # ---------------------------------------------------------------- tenants
 
 
-class RateLimit(BaseModel):
-    rate: float = Field(gt=0, le=10_000, description="Steady requests per second.")
-    burst: int = Field(ge=1, le=5_000, description="Requests allowed at once above the steady rate.")
+class RateLimit(StrictBody):
+    """What an API Gateway usage plan holds: whole requests per second (a fraction is not kept
+    by every implementation of its ``rateLimit``) and an integer burst, within the account's
+    default regional limits (10,000 requests per second, burst 5,000)."""
+
+    rate: int = Field(ge=1, le=MAX_RATE_LIMIT, description="Steady requests per second, a whole number.")
+    burst: int = Field(ge=1, le=MAX_BURST_LIMIT, description="Requests allowed at once above the steady rate.")
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(StrictBody):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), BeforeValidator(_nfc)]
     timezone: TimeZoneName = "UTC"
 
 
@@ -181,7 +276,7 @@ WebOrigin = Annotated[
 ValidationMode = Literal["off", "flag", "block"]
 
 
-class TenantPatch(BaseModel):
+class TenantPatch(StrictBody):
     model_config = ConfigDict(extra="forbid")
 
     active: bool | None = None
@@ -212,7 +307,7 @@ class TenantOut(BaseModel):
 KeyRole = Literal["tenant", "ingest"]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(StrictBody):
     model_config = ConfigDict(extra="forbid")
 
     role: KeyRole = Field(

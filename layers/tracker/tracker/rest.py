@@ -13,11 +13,14 @@ from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tracker.cors import response_headers
 from tracker.errors import (
@@ -26,7 +29,9 @@ from tracker.errors import (
     Forbidden,
     NotFound,
     Unavailable,
+    UnsupportedMediaType,
     ValidationFailed,
+    field_error,
     pydantic_details,
 )
 from tracker.interfaces import TemporarilyUnavailable
@@ -47,6 +52,7 @@ _ERROR_DESCRIPTIONS = {
     404: "Unknown route or resource",
     409: "Conflicts with what is stored",
     413: "The body or one event is too large",
+    415: "The body's Content-Type is not JSON (application/json or application/*+json)",
     422: "JSON that breaks the schema; details lists each field",
     429: "Over the tenant's rate; see Retry-After",
     503: "The store is busy or down; see Retry-After",
@@ -107,6 +113,17 @@ def _validation_response(error: RequestValidationError) -> Response[str]:
     return _error_response(failure)
 
 
+def _unsupported_media_type(_error: RequestUnsupportedContentType) -> Response[str]:
+    """Bodies are checked before the resolver (``request_body``); this is the resolver's own check."""
+    return _error_response(UnsupportedMediaType("Send the body as application/json."))
+
+
+def _past_the_calendar(_error: OverflowError) -> Response[str]:
+    """A range near the end of year 9999 whose local days (in the tenant's time zone) end past it."""
+    detail = field_error("to", "reaches past the end of year 9999 in the tenant's time zone", "out_of_range")
+    return _error_response(ValidationFailed("The range reaches past the calendar.", [detail]))
+
+
 def _store_unavailable(_error: TemporarilyUnavailable) -> Response[str]:
     return _error_response(Unavailable("The store is busy; retry after the Retry-After delay."))
 
@@ -127,7 +144,9 @@ def create_app() -> APIGatewayRestResolver:
     """A REST API resolver whose every error, expected or not, has the contract's shape."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.exception_handler(ApiError)(_error_response)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(RequestValidationError)(_validation_response)
+    app.exception_handler(OverflowError)(_past_the_calendar)
     app.exception_handler(TemporarilyUnavailable)(_store_unavailable)
     app.exception_handler(Exception)(_unexpected)
     app.not_found(_not_found)
@@ -172,9 +191,17 @@ def create_admin_app() -> APIGatewayRestResolver:
     return app
 
 
-def path_parameter(app: APIGatewayRestResolver, name: str) -> str:
-    """A path parameter as API Gateway decoded it (the routed ``path`` is still percent-encoded)."""
-    return str((app.current_event.path_parameters or {})[name])
+def path_parameter(app: APIGatewayRestResolver, name: str, rule: TypeAdapter[str] | None = None) -> str:
+    """A path parameter as API Gateway decoded it (the routed ``path`` is still percent-encoded),
+    checked by ``rule`` (the body field of the same name's): a 422 naming it when it breaks it."""
+    value = str((app.current_event.path_parameters or {})[name])
+    if rule is None:
+        return value
+    try:
+        return rule.validate_python(value)
+    except ValidationError as error:
+        errors = [{**entry, "loc": (name, *entry["loc"])} for entry in error.errors()]
+        raise ValidationFailed("The request is not valid.", pydantic_details(errors)) from None
 
 
 def lambda_entry(

@@ -46,7 +46,8 @@ def _new_key(role: Role, tenant_id: str | None, now: datetime, api_key: str | No
 
 
 def tenant_out(tenant: TenantRecord) -> TenantOut:
-    rate_limit = RateLimit(rate=tenant.rate_limit.rate, burst=tenant.rate_limit.burst) if tenant.rate_limit else None
+    limit = tenant.rate_limit
+    rate_limit = RateLimit(rate=round(limit.rate), burst=limit.burst) if limit else None
     return TenantOut(
         tenant_id=tenant.tenant_id,
         name=tenant.name,

@@ -6,9 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 
 def format_utc(moment: datetime) -> str:
-    """``2025-10-10T18:30:00.000Z``: fixed width, so the strings sort as the instants do."""
+    """``2025-10-10T18:30:00.000Z``: fixed width, so the strings sort as the instants do.
+
+    Written field by field: ``strftime("%Y")`` does not pad years before 1000 on every platform.
+    """
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+        f"{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def truncate_to_millis(moment: datetime) -> datetime:

@@ -1,0 +1,19 @@
+"""The shape of a JSON value, measured without recursion (no depth, however hostile, can reach
+Python's recursion limit here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def json_depth(value: Any) -> int:
+    """How many objects and arrays nest in ``value``: ``{}`` is 1, ``{"a": [1]}`` 2, a scalar 0."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
