@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from local_stack.template import DEFAULT_REGION, Template
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
+    from local_stack.emulator import Emulator
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +22,9 @@ HOST = "127.0.0.1"
 FAKE_CREDENTIALS = "testing"
 
 
-def check_port_free(port: int, host: str = HOST) -> None:
-    """Raises OSError naming the port when something already listens on it.
-
-    ThreadedMotoServer would otherwise wait forever for a server that failed to bind in its thread.
-    """
+def check_port_free(port: int, host: str = HOST, variable: str | None = None) -> None:
+    """Raises OSError naming the port (and the variable that sets it) when something already listens on it,
+    before anything is started."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -34,22 +32,22 @@ def check_port_free(port: int, host: str = HOST) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise OSError(error.errno, f"Port {port} on {host} is already in use") from error
+            hint = f": set {variable} to another port (e.g. {variable}={port + 10})" if variable else ""
+            raise OSError(error.errno, f"Port {port} on {host} is already in use{hint}") from error
 
 
-def start_moto(port: int, host: str = HOST) -> ThreadedMotoServer:
-    """A moto server serving every AWS service on ``http://{host}:{port}``; ``port=0`` picks a free one."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
+def start_moto(port: int, host: str = HOST) -> Emulator:
+    """The AWS emulation (moto, serialised: see ``local_stack.emulator``) on ``port``; 0 picks a free one."""
+    from local_stack.emulator import Emulator  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
 
     check_port_free(port, host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = Emulator(host, port)
     server.start()
     return server
 
 
-def moto_endpoint(server: ThreadedMotoServer) -> str:
-    host, port = server.get_host_and_port()
-    return f"http://{host}:{port}"
+def moto_endpoint(server: Emulator) -> str:
+    return server.endpoint
 
 
 def emulation_env(
