@@ -69,8 +69,15 @@ class SerialisedApp:
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ.pop("wsgi.input_terminated", None)
+
+        def start_and_check(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            if status.startswith("5"):  # moto's own failure: a bug here or in moto, never the client's
+                target = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO")
+                logger.error("The AWS emulation answered %s to %s", status, target)
+            return start_response(status, headers, *args)
+
         with self.lock:
-            return list(self.app(environ, start_response))
+            return list(self.app(environ, start_and_check))
 
 
 class _Server(ThreadedWSGIServer):

@@ -50,6 +50,7 @@ _LINGER_SECONDS = 1.0
 _RECEIVE_SIZE = 64 * 1024
 # Hop-by-hop and framing headers: the server sets them itself.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _NO_BODY_STATUSES = frozenset({HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED})
 # In a request head, CR and LF only ever come as CRLF, and no line starts with a space or tab (obs-fold).
 _LOOSE_LINE_BREAK = re.compile(rb"\r(?!\n)|(?<!\r)\n|\r\n[ \t]")
@@ -270,7 +271,8 @@ class _ConnectionHandler:
         if close:
             headers.append((b"Connection", b"close"))
         try:
-            out = self.h11.send(h11.Response(status_code=response.status, headers=headers))
+            reason = _REASONS.get(response.status, b"")
+            out = self.h11.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
         except h11.LocalProtocolError:  # e.g. a header value h11 refuses: the app's fault, not the client's
             logger.exception("Cannot send the answer to %s", self.source_ip)
             return
