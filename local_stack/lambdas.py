@@ -297,7 +297,21 @@ def _init_worker(setup: WorkerSetup) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     if setup.log_path is not None:
         _redirect_output(setup.log_path)
+    _exit_with_parent()
     _worker = LoadedFunction(setup)
+
+
+def _exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Ends this worker once the process that started it is gone (killed with SIGKILL, say): an orphan
+    worker would otherwise wait for work forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _redirect_output(log_path: str) -> None:
