@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(VENV)/checkov/.installed
 .PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
-	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run
+	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run $(ARGS)
 
 metrics: $(RUN_STAMP) ## The last hour of a running `make run`'s metrics (AWS_PORT, default 5000)
 	$(PY) -m local_stack metrics
