@@ -114,8 +114,8 @@ def create_usage_plan(apigateway_client: Any, template: Template) -> str | None:
     return str(apigateway_client.create_usage_plan(**arguments)["id"])
 
 
-def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
-    """A boto3 client of the emulation, with the fake credentials."""
+def client(service: str, endpoint: str, region: str = DEFAULT_REGION, config: Any = None) -> Any:
+    """A boto3 client of the emulation, with the fake credentials (and a botocore ``Config``, if given)."""
     import boto3  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
 
     return boto3.client(
@@ -124,6 +124,7 @@ def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
         region_name=region,
         aws_access_key_id=FAKE_CREDENTIALS,
         aws_secret_access_key=FAKE_CREDENTIALS,
+        config=config,
     )
 
 

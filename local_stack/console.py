@@ -85,13 +85,8 @@ def _error_message(line: str) -> str | None:
     """The message of an error record (a Powertools JSON line at ERROR, or Lambda's ``[ERROR]`` line)."""
     if line.startswith("[ERROR]"):
         return line.removeprefix("[ERROR]").strip()[:500]
-    if not line.startswith("{"):
-        return None
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or str(record.get("level", "")).upper() not in _ERROR_LEVELS:
+    record = parse_json_line(line)
+    if record is None or str(record.get("level", "")).upper() not in _ERROR_LEVELS:
         return None
     message = str(record.get("message", ""))
     exception = record.get("exception_name")
@@ -99,6 +94,7 @@ def _error_message(line: str) -> str | None:
 
 
 def parse_json_line(line: str) -> dict[str, Any] | None:
+    """A JSON object written on one line (a Powertools log record, an EMF document); None for other text."""
     if not line.startswith("{"):
         return None
     try:

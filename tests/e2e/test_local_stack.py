@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-import boto3
 import pytest
 from botocore.config import Config
 
+from local_stack.aws import client
 from local_stack.template import load_template
 from tests.e2e.conftest import ROOT, Stack, free_port, start_stack, stop_stack
 
@@ -372,13 +372,7 @@ def test_metrics_are_read_back_from_the_emulators_cloudwatch(stack: Stack) -> No
     assert stack.request("POST", "/v1/events", {"user_id": ""}, key=key).status == 422
 
     # When CloudWatch is asked, as on AWS
-    cloudwatch = boto3.client(
-        "cloudwatch",
-        endpoint_url=stack.aws,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cloudwatch = client("cloudwatch", stack.aws)
 
     def total(namespace: str, name: str, dimensions: list[dict[str, str]]) -> float:
         answer = cloudwatch.get_metric_statistics(
@@ -415,14 +409,7 @@ def test_metrics_are_read_back_from_the_emulators_cloudwatch(stack: Stack) -> No
 
 def test_the_emulator_never_answers_a_500_to_concurrent_transactions_writes_and_queries(stack: Stack) -> None:
     # Given a table of the emulator and a client that does not retry (a 500 would surface at once)
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    dynamodb = client("dynamodb", stack.aws, config=Config(retries={"total_max_attempts": 1}))
     table = "activity-tracker-local-AggregatesTable"
     run = secrets.token_hex(4)
 
@@ -465,13 +452,7 @@ def test_the_emulator_never_answers_a_500_to_concurrent_transactions_writes_and_
 
 def test_a_failed_transaction_leaves_every_item_as_it_was(stack: Stack) -> None:
     # Given an item of the emulator
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = client("dynamodb", stack.aws)
     table = "activity-tracker-local-AggregatesTable"
     pk = {"S": "rollback-" + secrets.token_hex(4)}
     dynamodb.put_item(TableName=table, Item={"pk": pk, "sk": {"S": "a"}, "n": {"N": "1"}})
