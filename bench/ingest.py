@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import ingest_profile
 from bench.common import PYCACHE_PREFIX, ROOT, log, median, percentile
 from bench.data import ACTIONS, METADATA
 
@@ -404,6 +405,7 @@ def run(events: int) -> dict[str, Any]:
         "warm_up": warm_up.summary(),
         **{name: phase.summary() for name, phase in phases.items()},
         "raw_put_item": raw,
+        "profile": ingest_profile.run(),
         "ratio_to_raw_at_4_clients": round(
             phases["concurrent"].events / phases["concurrent"].seconds / raw[f"clients_{CLIENTS}"]["puts_per_second"], 2
         ),

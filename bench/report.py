@@ -62,6 +62,11 @@ def _ingest(section: dict[str, Any]) -> list[str]:
         lines.append(
             f"   ingest at 4 clients / raw at 4 clients: {section['ratio_to_raw_at_4_clients']:.2f} (goal >= 0.8)"
         )
+    if "profile" in section:
+        profile = section["profile"]
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in profile["shares"].items())
+        lines.append(f"   where a batch of {profile['batch']} waits and works (samples of busy threads): {shares}")
+        lines.append(f"   largest stacks: {profile['profile']}")
     stop, back = section["stop"], section["read_back"]
     lines.append(
         f"   local stack up in {section['local_stack_start_seconds']} s; warm-up of 4 one-event batches first; "

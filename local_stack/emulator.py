@@ -89,6 +89,7 @@ class Emulator:
 
     def __init__(self, host: str, port: int) -> None:
         patch_moto()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request: the console has its own
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
         self._server = _Server(host, port, app, handler=MotoRequestHandler)  # raises OSError when the port is taken
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
