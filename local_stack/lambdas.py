@@ -31,7 +31,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -187,6 +187,13 @@ def timeout_payload(timeout: float, request_id: str = "") -> dict[str, Any]:
         "requestId": request_id,
         "stackTrace": [],
     }
+
+
+def _stopping_result() -> InvokeResult:
+    """What an invocation caught by the stack's shutdown answers (no traceback: nothing went wrong)."""
+    return _error_result(
+        {"errorMessage": "The local stack is stopping", "errorType": "Runtime.Shutdown", "stackTrace": []}
+    )
 
 
 def _error_result(payload: dict[str, Any]) -> InvokeResult:
@@ -369,15 +376,23 @@ class FunctionPool:
         return self._submit(_invoke_in_worker, json.dumps(event))
 
     def invoke(self, event: Any) -> InvokeResult:
-        future = self.submit(event)
         try:
+            future = self.submit(event)
             result: InvokeResult = future.result(timeout=self.setup.timeout + INIT_ALLOWANCE_SECONDS)
         except FutureTimeout:
             future.cancel()
             logger.warning("%s did not answer within its Timeout; its worker may be stuck", self.setup.function_name)
             return _error_result(timeout_payload(self.setup.timeout))
         except BrokenProcessPool as error:
+            if self._closed:
+                return _stopping_result()
             return _error_result(error_payload(error, error_type="Runtime.ExitError"))
+        except CancelledError:  # the pool was shut down with this invocation still waiting
+            return _stopping_result()
+        except RuntimeError:
+            if not self._closed:
+                raise
+            return _stopping_result()
         return result
 
     def warm_up(self) -> dict[str, Any] | None:
