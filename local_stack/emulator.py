@@ -15,9 +15,11 @@ to roll back on failure: a 99-item commit on a table of 100,000 items cost minut
 keeps a copy of the items the transaction touches instead, and puts them back on failure, which is the
 same rollback (a transaction only changes the items it names).
 
-**Why Query is patched.** For a query on the base table, moto sorts every item of the table and then
-keeps those of the partition; ``_query`` hands moto the partition's items only (moto still filters,
-sorts and pages them as before). Queries of an index are moto's own.
+**Why Query is patched.** For every query, moto sorts every item of the table and then keeps those of
+the partition; ``_query`` hands moto the partition's items only (moto still filters, sorts and pages them
+as before): on the base table, its dict; on a global secondary index, an index of the items by the
+index's hash key, rebuilt after any DynamoDB write (the emulator is serialised, so a count of write
+requests tells whether it is stale).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class SerialisedApp:
             return start_response(status, headers, *args)
 
         with self.lock:
+            _count_dynamodb_write(environ.get("HTTP_X_AMZ_TARGET", ""))
             return list(self.app(environ, start_and_check))
 
 
@@ -186,10 +189,58 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         raise
 
 
+_DYNAMODB_READS = frozenset(
+    {
+        "Query",
+        "GetItem",
+        "BatchGetItem",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "ListTables",
+        "DescribeTimeToLive",
+    }
+)
+_writes = 0
+"""DynamoDB requests that may have changed an item, so far: an index built at another count is stale."""
+_gsi_indexes: dict[tuple[int, str], tuple[int, dict[DynamoType, list[Any]]]] = {}
+
+
+def _count_dynamodb_write(target: str) -> None:
+    global _writes  # noqa: PLW0603 - one count for the (serialised) emulator
+    service, _, operation = target.partition(".")
+    if service.startswith("DynamoDB") and operation not in _DYNAMODB_READS:
+        _writes += 1
+
+
+def _by_index_hash(table: Table, attribute: str) -> dict[DynamoType, list[Any]]:
+    """The table's items by their value of ``attribute`` (a GSI's hash key), rebuilt after any write."""
+    key = (id(table), attribute)
+    cached = _gsi_indexes.get(key)
+    if cached is None or cached[0] != _writes:
+        buckets: dict[DynamoType, list[Any]] = {}
+        partitions: Any = table.items.values()
+        stored = [item for part in partitions for item in part.values()] if table.range_key_attr else partitions
+        for item in stored:
+            value = item.attrs.get(attribute)
+            if value is not None:
+                buckets.setdefault(value, []).append(item)
+        cached = (_writes, buckets)
+        _gsi_indexes[key] = cached
+    return cached[1]
+
+
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     index_name = args[6] if len(args) > 6 else kwargs.get("index_name")  # moto's 8th parameter
-    partition = self.items.get(hash_key) if hash_key is not None and index_name is None else None
-    _query_candidates.items = list(partition.values()) if isinstance(partition, dict) else None
+    conditions = kwargs.get("hash_key_conditions") or []
+    if index_name is None:
+        partition = self.items.get(hash_key) if hash_key is not None else None
+        _query_candidates.items = list(partition.values()) if isinstance(partition, dict) else None
+    elif len(conditions) == 1 and index_name in {index.name for index in self.global_indexes}:
+        attribute, value = conditions[0]
+        _query_candidates.items = list(_by_index_hash(self, attribute).get(value, []))
+    else:  # a local index, or a key of several attributes: moto's own way
+        _query_candidates.items = None
     try:
         return _original_query(self, hash_key, *args, **kwargs)
     finally:
