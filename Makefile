@@ -15,10 +15,13 @@ DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
 
-.PHONY: run test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean
+.PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
-	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run
+	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run $(ARGS)
+
+metrics: $(RUN_STAMP) ## The last hour of a running `make run`'s metrics (AWS_PORT, default 5000)
+	$(PY) -m local_stack metrics
 
 test: lint typecheck template openapi-check scan ## Everything CI checks
 	$(PY) -m pytest tests
@@ -60,8 +63,8 @@ e2e: $(DEV_STAMP)
 fuzz: $(DEV_STAMP) ## schemathesis over every operation of the OpenAPI document, longer than in make test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest tests/e2e/test_fuzz.py -s
 
-load: $(DEV_STAMP) ## 16 concurrent clients against a local stack; then checks nothing was lost or counted twice
-	$(PY) -m loadtest --clients $${LOAD_CLIENTS:-16} --seconds $${LOAD_SECONDS:-30}
+load: $(DEV_STAMP) ## 64 keep-alive and new-connection clients (singles, batches of 500, queries, statistics); then checks nothing was lost or counted twice
+	$(PY) -m loadtest --clients $${LOAD_CLIENTS:-64} --seconds $${LOAD_SECONDS:-60} --batch-size $${LOAD_BATCH:-500}
 
 bench: $(DEV_STAMP) ## Cold-import times and local ingest throughput
 	$(PY) -m bench

@@ -25,8 +25,8 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog")
-SIZES = {
+SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog", "emulator")
+SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "import_rounds": 7,
         "ingest_events": 10_000,
@@ -38,6 +38,8 @@ SIZES = {
         "stats_large": 200_000,
         "stats_users": 200,
         "catalog_rounds": 7,
+        "emulator_patched": [2_000, 100_000],
+        "emulator_unpatched": [2_000, 10_000],
     },
     "quick": {
         "import_rounds": 3,
@@ -50,6 +52,8 @@ SIZES = {
         "stats_large": 20_000,
         "stats_users": 40,
         "catalog_rounds": 3,
+        "emulator_patched": [2_000, 20_000],
+        "emulator_unpatched": [2_000],
     },
 }
 
@@ -82,7 +86,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
+def _run_section(name: str, sizes: dict[str, Any]) -> dict[str, Any]:
     template = load_template()
     use_layers(template)
     if name == "imports":
@@ -106,6 +110,10 @@ def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
         from bench import catalog_cost
 
         return catalog_cost.run(template, rounds=sizes["catalog_rounds"])
+    if name == "emulator":
+        from bench import emulator_cost
+
+        return emulator_cost.run(sizes["emulator_patched"], sizes["emulator_unpatched"])
     from bench import stats_cost
 
     return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
@@ -116,8 +124,8 @@ def invalid_measurements(results: dict[str, Any]) -> list[str]:
     problems = []
     ingest = results.get("ingest")
     if ingest:
-        for phase in ("sequential", "concurrent"):
-            if not ingest[phase]["all_stored"]:
+        for phase in ("sequential", "concurrent", "clients_16"):
+            if phase in ingest and not ingest[phase]["all_stored"]:
                 problems.append(f"ingest {phase}: not every event was stored")
     rollup = results.get("rollup")
     if rollup:

@@ -1,13 +1,16 @@
 """Section 2: ingest throughput through the local stack, over HTTP, with the standard library only.
 
 ``python -m local_stack run`` is started as a subprocess on free ports with a fixed ADMIN_API_KEY; the
-bench waits for its ready line, creates a tenant with the admin key, and posts events in batches of 500 to
-``/v1/events/batch``: once from one client, once from 4 concurrent clients (threads, one keep-alive
-connection each), each phase with its own events. Before that, 4 concurrent one-event batches warm the
-ingest function's workers (spawned processes, as Lambda's execution environments). Every event must end
-up stored: a client resends the events a batch rejected with a retryable error (503, 429), as the API
-asks clients to, and the report counts those resends; then one user's events are read back. The stack
-is stopped with SIGINT and must exit by itself with status 0, leaving no process of its group behind.
+bench waits for its ready line, creates a tenant with the admin key, and posts events in batches of 500
+to ``/v1/events/batch``: once from one client, once from 4 and once from 16 concurrent clients (threads,
+one keep-alive connection each), each phase with its own events. In the same run, the floor that the
+emulation imposes: conditional PutItem calls (what ingest makes, one per event) straight to the stack's
+moto server, from 1 and 4 clients; the goal is ingest at 4 clients >= 0.8 x that raw rate at 4 clients.
+Before that, 4 concurrent one-event batches warm the ingest function's workers (spawned processes, as
+Lambda's execution environments). Every event must end up stored: a client resends the events a batch
+rejected with a retryable error (503, 429), as the API asks clients to, and the report counts those
+resends; then one user's events are read back. The stack is stopped with SIGINT and must exit by itself
+with status 0, leaving no process of its group behind.
 
 The local stack also runs the rollup on its schedule (every minute), in its own worker, meanwhile.
 """
@@ -36,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import ingest_profile
 from bench.common import PYCACHE_PREFIX, ROOT, log, median, percentile
 from bench.data import ACTIONS, METADATA
 
@@ -54,6 +58,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+PHASE_CLIENTS = {"sequential": 1, "concurrent": CLIENTS, "clients_16": 16}
+RAW_PUTS = 2_000
+EVENTS_TABLE = "activity-tracker-local-EventsTable"
 RETRYABLE = frozenset({"unavailable", "throttled"})
 RESENDS = 5
 
@@ -62,6 +69,7 @@ RESENDS = 5
 class Stack:
     process: subprocess.Popen[str]
     port: int
+    aws_port: int
     admin_key: str
     log_path: Path
     stdout_path: Path
@@ -96,7 +104,7 @@ def local_stack() -> Iterator[Stack]:
         text=True,
         start_new_session=True,
     )
-    stack = Stack(process, ports["PORT"], admin_key, Path(log_file.name), Path(stdout_file.name))
+    stack = Stack(process, ports["PORT"], ports["AWS_PORT"], admin_key, Path(log_file.name), Path(stdout_file.name))
     ready = threading.Event()
 
     def read_stdout() -> None:
@@ -324,6 +332,34 @@ def _phase(port: int, key: str, events: list[dict[str, Any]], clients: int) -> P
     return phase
 
 
+def raw_put_rate(aws_port: int, puts: int, clients: int, run_id: str) -> dict[str, Any]:
+    """Conditional PutItem calls of event-sized items straight to moto (boto3, as the functions call it)."""
+    from local_stack.aws import client
+
+    def put_share(worker: int) -> None:
+        dynamodb = client("dynamodb", f"http://{HOST}:{aws_port}")
+        for index in range(worker, puts, clients):
+            dynamodb.put_item(
+                TableName=EVENTS_TABLE,
+                Item={
+                    "pk": {"S": f"EVENT#ten_raw#raw-{run_id}-{clients}-{index:06d}"},
+                    "user_key": {"S": f"ten_raw#user-{index % USERS:04d}"},
+                    "occurred_key": {"S": f"2026-01-01T00:00:00.000Z#raw-{index:06d}"},
+                    "received_key": {"S": f"2026-01-01T00:00:00.000Z#raw-{index:06d}"},
+                    "action": {"S": "login"},
+                    "metadata": {"S": json.dumps(METADATA)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for future in [pool.submit(put_share, worker) for worker in range(clients)]:
+            future.result()
+    seconds = time.perf_counter() - started
+    return {"clients": clients, "puts": puts, "seconds": round(seconds, 2), "puts_per_second": round(puts / seconds, 1)}
+
+
 def run(events: int) -> dict[str, Any]:
     rng = random.Random(7)  # noqa: S311 - reproducible test data
     run_id = secrets.token_hex(4)
@@ -346,12 +382,17 @@ def run(events: int) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
             for future in [pool.submit(_post_batches, stack.port, key, [b], warm_up, lock) for b in warm_up_batches]:
                 future.result()
-        log(f"ingest: posting {events:,} events in batches of {BATCH} from 1 client")
-        sequential = _phase(stack.port, key, _events(f"seq-{run_id}", events, rng, now), 1)
-        log(f"ingest: {sequential.events / sequential.seconds:.0f} events/s; now from {CLIENTS} clients")
-        concurrent = _phase(stack.port, key, _events(f"par-{run_id}", events, rng, now), CLIENTS)
-        log(f"ingest: {concurrent.events / concurrent.seconds:.0f} events/s")
-        per_user = 2 * events // USERS
+        raw = {}
+        for clients in (1, CLIENTS):
+            raw[f"clients_{clients}"] = raw_put_rate(stack.aws_port, RAW_PUTS, clients, run_id)
+            rate = raw[f"clients_{clients}"]["puts_per_second"]
+            log(f"ingest: raw conditional PutItem, {clients} client(s): {rate}/s")
+        phases = {}
+        for name, clients in PHASE_CLIENTS.items():
+            log(f"ingest: posting {events:,} events in batches of {BATCH} from {clients} client(s)")
+            phases[name] = _phase(stack.port, key, _events(f"{name}-{run_id}", events, rng, now), clients)
+            log(f"ingest: {phases[name].events / phases[name].seconds:.0f} events/s")
+        per_user = len(PHASE_CLIENTS) * events // USERS
         status, page, _ = admin.request("GET", f"/v1/users/user-0000/events?limit={per_user + 10}", key)
         read_back = len(page["items"]) if status == 200 else None
         admin.close()
@@ -362,8 +403,12 @@ def run(events: int) -> dict[str, Any]:
         "users": USERS,
         "local_stack_start_seconds": round(start_seconds, 1),
         "warm_up": warm_up.summary(),
-        "sequential": sequential.summary(),
-        "concurrent": concurrent.summary(),
+        **{name: phase.summary() for name, phase in phases.items()},
+        "raw_put_item": raw,
+        "profile": ingest_profile.run(),
+        "ratio_to_raw_at_4_clients": round(
+            phases["concurrent"].events / phases["concurrent"].seconds / raw[f"clients_{CLIENTS}"]["puts_per_second"], 2
+        ),
         "read_back": {"user": "user-0000", "expected": per_user + 1, "found": read_back},
         "stop": stop,
         "local_stack_logs": [str(stack.log_path), str(stack.stdout_path)],

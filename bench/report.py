@@ -36,7 +36,8 @@ def _ingest(section: dict[str, Any]) -> list[str]:
         f"   {'phase':<12}{'clients':>8}{'events':>8}{'seconds':>9}{'events/s':>10}{'p50 ms':>9}{'p95 ms':>9}"
         "  first send acc/dup/rej  stored",
     ]
-    for phase in ("sequential", "concurrent"):
+    phases = [phase for phase in ("sequential", "concurrent", "clients_16") if phase in section]
+    for phase in phases:
         entry = section[phase]
         first = entry["first_send"]
         stored = f"{entry['stored']:,}/{entry['events']:,}" + ("" if entry["all_stored"] else "  NOT ALL")
@@ -45,13 +46,27 @@ def _ingest(section: dict[str, Any]) -> list[str]:
             f"{entry['events_per_second']:>10.0f}{entry['request_ms']['p50']:>9.0f}{entry['request_ms']['p95']:>9.0f}"
             f"  {first['accepted']:,}/{first['duplicates']:,}/{first['rejected']:,}  {stored}"
         )
-    for phase in ("sequential", "concurrent"):
+    for phase in phases:
         entry = section[phase]
         if entry["first_send"]["rejected"] or entry["failures"]:
             lines.append(
                 f"   {phase}: rejected at first send by code {entry['first_send']['rejected_by_code']}, "
                 f"{entry['resent_events']} events resent; failed requests: {entry['failures'] or 'none'}"
             )
+    if "raw_put_item" in section:
+        raw = ", ".join(
+            f"{entry['puts_per_second']:.0f}/s from {entry['clients']} client(s)"
+            for entry in section["raw_put_item"].values()
+        )
+        lines.append(f"   moto's raw conditional PutItem over HTTP (the floor): {raw}")
+        lines.append(
+            f"   ingest at 4 clients / raw at 4 clients: {section['ratio_to_raw_at_4_clients']:.2f} (goal >= 0.8)"
+        )
+    if "profile" in section:
+        profile = section["profile"]
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in profile["shares"].items())
+        lines.append(f"   where a batch of {profile['batch']} waits and works (samples of busy threads): {shares}")
+        lines.append(f"   largest stacks: {profile['profile']}")
     stop, back = section["stop"], section["read_back"]
     lines.append(
         f"   local stack up in {section['local_stack_start_seconds']} s; warm-up of 4 one-event batches first; "
@@ -62,6 +77,18 @@ def _ingest(section: dict[str, Any]) -> list[str]:
         f"{'clean' if stop['clean'] else 'NOT clean'}"
         f"{'; left behind: ' + '; '.join(stop['processes_left_behind']) if stop['processes_left_behind'] else ''}"
     )
+    return lines
+
+
+def _emulator(section: dict[str, Any]) -> list[str]:
+    lines = [
+        f"5. The local stack's emulator: one {section['transaction_items']}-item TransactWriteItems (a rollup commit)"
+    ]
+    lines += [
+        f"   {entry['items']:>9,} aggregates, moto {'patched' if entry['patched'] else 'as it comes'}: "
+        f"{entry['median_seconds'] * 1000:,.0f} ms (median of {len(entry['rounds'])})"
+        for entry in section["commits"]
+    ]
     return lines
 
 
@@ -182,8 +209,15 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs, load average {meta['load_average_at_start'][0]} -> {meta['load_average_at_end'][0]}, "
         f"{meta['total_seconds']} s",
     ]
-    sections = (("imports", _imports), ("ingest", _ingest), ("rollup", _rollup), ("stats", _stats))
-    for name, render_section in (*sections, ("catalog", _catalog)):
+    sections = (
+        ("imports", _imports),
+        ("ingest", _ingest),
+        ("rollup", _rollup),
+        ("stats", _stats),
+        ("catalog", _catalog),
+        ("emulator", _emulator),
+    )
+    for name, render_section in sections:
         if name in results:
             lines += ["", *render_section(results[name]), f"   ({meta['section_seconds'][name]} s)"]
         elif name in meta["errors"]:

@@ -1,4 +1,4 @@
-"""``python -m loadtest [--clients 16] [--seconds 30] [--batch-size 25] [--base-url URL --admin-key KEY]``.
+"""``python -m loadtest [--clients 64] [--seconds 60] [--batch-size 500] [--base-url URL --admin-key KEY]``.
 
 Without ``--base-url`` a local stack is started for the run (``tests.e2e.conftest.start_stack``, free
 ports, ``ROLLUP_SETTLE_SECONDS=0``) and stopped afterwards. Against a running stack, give its API URL,
@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=16, help="concurrent client threads (default 16)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long the load lasts (default 30)")
-    parser.add_argument("--batch-size", type=int, default=25, help="events per batch request, 1-500 (default 25)")
-    parser.add_argument("--single-ratio", type=float, default=0.5, help="share of requests that are single events")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent client threads (default 64)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the load lasts (default 60)")
+    parser.add_argument("--batch-size", type=int, default=500, help="events per batch request, 1-500 (default 500)")
+    parser.add_argument("--single-ratio", type=float, default=0.5, help="share of writes that are single events")
+    parser.add_argument("--read-ratio", type=float, default=0.1, help="share of requests that are queries/statistics")
+    parser.add_argument(
+        "--keep-alive-ratio", type=float, default=0.5, help="share of clients on one keep-alive connection"
+    )
     parser.add_argument(
         "--duplicate-ratio", type=float, default=0.05, help="share of events that resend an accepted one"
     )
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=args.seconds,
         batch_size=args.batch_size,
         single_ratio=args.single_ratio,
+        read_ratio=args.read_ratio,
+        keep_alive_ratio=args.keep_alive_ratio,
         duplicate_ratio=args.duplicate_ratio,
         users=args.users,
         timezone=args.timezone,

@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client on the standard library: one keep-alive connection per thread, retries.
+"""A small HTTP/1.1 client on the standard library: one keep-alive connection per thread (or a new
+connection per request, ``keep_alive=False``), retries.
 
 Retries follow the contract: a 429 or a 503 is sent again after its ``Retry-After`` (capped), and
 a connection error (refused, reset, timed out, a half-read answer) is sent again on a new
@@ -93,6 +94,7 @@ class Client:
         give_up_after: float = 120.0,
         rng: random.Random | None = None,
         on_attempt: Callable[[Attempt], None] | None = None,
+        keep_alive: bool = True,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -107,6 +109,7 @@ class Client:
         self.give_up_after = give_up_after
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.on_attempt = on_attempt
+        self.keep_alive = keep_alive
         self._connection: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
@@ -128,6 +131,8 @@ class Client:
             sent["content-type"] = "application/json"
         if self.api_key is not None:
             sent.setdefault("x-api-key", self.api_key)
+        if not self.keep_alive:
+            sent["connection"] = "close"
         started = time.perf_counter()
         try:
             connection = self._connect()
@@ -135,7 +140,7 @@ class Client:
             response = connection.getresponse()
             raw = response.read()
             reply_headers = {name.lower(): value for name, value in response.getheaders()}
-            if response.will_close:
+            if response.will_close or not self.keep_alive:
                 self.close()
         except BaseException:
             self.close()

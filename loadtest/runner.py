@@ -1,10 +1,13 @@
 """Drive a stack with concurrent clients, then check that the store and the rollup hold exactly what was accepted.
 
-The load phase: ``clients`` threads, each with its own keep-alive connection, for ``seconds``, send
-single events (``POST /v1/events``) and batches (``POST /v1/events/batch``), mixed, each event with a
-unique ``event_id``, and now and then an event sent before with the same content (which must come
-back ``duplicate`` and never be counted twice). 429/503 are retried after ``Retry-After`` (capped),
-connection errors on a new connection, always with the same events; a batch's events rejected as
+The load phase: ``clients`` threads for ``seconds``, a share of them (``keep_alive_ratio``) each on
+its own keep-alive connection and the others on a new connection per request, send single events
+(``POST /v1/events``) and batches (``POST /v1/events/batch``), mixed with reads of a user's events
+and statistics (which must answer 200), each event with a unique ``event_id``, and now and then an
+event sent before with the same content (which must come back ``duplicate`` and never be counted twice).
+429/503 are retried after ``Retry-After`` (capped), connection errors on a new connection (and reported
+as problems: a connection refused or reset, like a 5xx other than a 503 with ``Retry-After``, is one),
+always with the same events; a batch's events rejected as
 ``unavailable``/``throttled`` are sent again. Every event the server called ``accepted`` or
 ``duplicate`` is recorded; an event called ``accepted`` twice was stored twice.
 
@@ -67,6 +70,9 @@ class LoadConfig:
     seconds: float = 30.0
     batch_size: int = 25
     single_ratio: float = 0.5
+    read_ratio: float = 0.1
+    """The share of requests that read (a user's events, or a statistic) instead of sending."""
+    keep_alive_ratio: float = 0.5
     duplicate_ratio: float = 0.05
     users: int = 40
     timezone: str = "UTC"
@@ -148,6 +154,13 @@ class LoadResult:
             if items:
                 shown = "; ".join(str(item) for item in items[:5])
                 found.append(f"{name}: {len(items)} ({shown}{' ...' if len(items) > 5 else ''})")
+        connection_errors = {
+            kind: {outcome: n for outcome, n in counts.items() if outcome.startswith("conn:")}
+            for kind, counts in self.statuses.items()
+        }
+        for kind, errors in connection_errors.items():
+            if errors:
+                found.append(f"connection errors on {kind}: {dict(errors)}")
         unretried_5xx = {
             kind: {status: n for status, n in counts.items() if status.startswith("5") and status != "503"}
             for kind, counts in self.statuses.items()
@@ -252,6 +265,7 @@ class Worker(threading.Thread):
             max_retry_after=config.max_retry_after,
             rng=self.rng,
             on_attempt=recorder.attempt,
+            keep_alive=index < round(config.clients * config.keep_alive_ratio),
         )
         self.sequence = 0
         self.mine: list[SentEvent] = []  # confirmed events of this client, to resend as duplicates
@@ -286,7 +300,10 @@ class Worker(threading.Thread):
             if self.warm_up is not None:
                 self.warm(self.warm_up)
             while time.monotonic() < self.end:
-                if self.rng.random() < self.config.single_ratio:
+                draw = self.rng.random()
+                if draw < self.config.read_ratio:
+                    self.read()
+                elif draw < self.config.read_ratio + (1 - self.config.read_ratio) * self.config.single_ratio:
                     self.send_single(self.pick_event())
                 else:
                     events = {}
@@ -308,6 +325,18 @@ class Worker(threading.Thread):
             self.warm_ids = {f"lt-{self.run_id}-{self.index}-{n}" for n in range(1, self.sequence + 1)}
         finally:
             barrier.wait()
+
+    def read(self) -> None:
+        """A read among the writes: a user's latest events, or a statistic; either must answer 200."""
+        if self.rng.random() < 0.5:
+            kind, path = "query", f"/v1/users/{quote(self.rng.choice(self.users), safe='')}/events?limit=50"
+        else:
+            kind, path = "stats", self.rng.choice(("/v1/stats/daily?days=2", "/v1/stats/frequency"))
+        outcome = self.client.request("GET", path, kind=kind, deadline=self.give_up)
+        self.recorder.request(kind, outcome)
+        answer = outcome.answer
+        if answer is not None and answer.status != 200 and answer.status not in {429, 503}:
+            self.recorder.unexpected(f"GET {path} -> {answer.status} {str(answer.body)[:300]}")
 
     def send_single(self, event: SentEvent, kind: str = "single") -> None:
         outcome = self.client.request("POST", "/v1/events", event.body(), kind=kind, deadline=self.give_up)

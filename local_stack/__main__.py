@@ -1,11 +1,15 @@
 """``python -m local_stack run | invoke | openapi``: the local stack's command line.
 
-- ``run``: the API (``PORT``, 3000), the Lambda Invoke API (``LAMBDA_PORT``, 3001) and the AWS emulation
-  (``AWS_PORT``, 5000) on 127.0.0.1, with the template's tables, an admin key (``ADMIN_API_KEY`` or a
-  new one) and the schedules, until Ctrl-C or SIGTERM.
+- ``run [--verbose]``: the API (``PORT``, 3000), the Lambda Invoke API (``LAMBDA_PORT``, 3001) and the AWS
+  emulation (``AWS_PORT``, 5000) on 127.0.0.1, with the template's tables, an admin key (``ADMIN_API_KEY``
+  or a new one) and the schedules, until Ctrl-C or SIGTERM. It prints one line per request; the
+  functions' logs go to a file per function (and to the terminal with ``--verbose`` or
+  ``LOG_LEVEL=DEBUG``); their EMF metrics go to the emulator's CloudWatch.
 - ``invoke FunctionLogicalId -e events/x.json``: like ``sam local invoke``, one run in this process; the
   result JSON on stdout, logs on stderr; exit status 1 on a function error. Uses ``--endpoint`` or
   ``AWS_ENDPOINT_URL`` when given, otherwise an embedded moto server with the tables, just for the call.
+- ``metrics [--hours 1]``: the last hour of a running stack's metrics (its CloudWatch on ``AWS_PORT``):
+  requests and errors per route, events accepted/duplicate/rejected, rollup runs and lag.
 - ``openapi [--check]``: writes ``docs/openapi.json`` (or checks that it is up to date).
 - ``check-build [.aws-sam/build]``: every compiled extension of a ``sam build`` fits the architectures of
   the functions that use it.
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from local_stack.httpserver import HttpRequest, HttpResponse
     from local_stack.template import Template
 
 HOST = "127.0.0.1"
@@ -96,6 +101,9 @@ def _banner(
     admin_key: tuple[str, str],
     base_env: dict[str, str],
     init_errors: dict[str, Any],
+    *,
+    log_dir: Path,
+    verbose: bool,
 ) -> str:
     api, invoke_url, aws = (f"http://{HOST}:{ports[name]}" for name in ("PORT", "LAMBDA_PORT", "AWS_PORT"))
     source = "from ADMIN_API_KEY" if base_env.get("ADMIN_API_KEY") else "made now; set ADMIN_API_KEY to choose it"
@@ -113,6 +121,9 @@ def _banner(
         f"AWS emulation (moto)         {aws}   (AWS_ENDPOINT_URL={aws} AWS_ACCESS_KEY_ID=testing "
         "AWS_SECRET_ACCESS_KEY=testing)",
         f"Tables                       {', '.join(table.name for table in template.tables.values())}",
+        f"Function logs                {log_dir}/<Function>.log"
+        + ("" if verbose else "   (also here with --verbose or LOG_LEVEL=DEBUG)"),
+        f"Metrics                      make metrics AWS_PORT={ports['AWS_PORT']}   (CloudWatch of the AWS emulation)",
         "",
         f"Admin key ({source}): {key}   (key_id {key_id})",
         "",
@@ -136,6 +147,63 @@ def _banner(
     return "\n".join(lines)
 
 
+def _log_dir(template: Template, api_port: int) -> Path:
+    """A fresh folder for this run's function logs (one per API port: two stacks never share one)."""
+    log_dir = template.root / ".local-stack" / f"port-{api_port}" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+    return log_dir
+
+
+class _Observability:
+    """The console lines, the function logs and the metrics of a running stack, wired together."""
+
+    def __init__(self, template: Template, endpoint: str, log_dir: Path, verbose: bool) -> None:
+        from local_stack.aws import client  # noqa: PLC0415
+        from local_stack.console import Console, FunctionLogs  # noqa: PLC0415
+        from local_stack.metrics import MetricsPublisher  # noqa: PLC0415
+
+        self.template = template
+        self.console = Console(verbose)
+        self.metrics = MetricsPublisher(client("cloudwatch", endpoint, template.region).put_metric_data)
+        self.logs = FunctionLogs(log_dir, template.functions, self._function_line)
+
+    def start(self) -> None:
+        self.metrics.start()
+        self.logs.start()
+
+    def stop(self) -> None:
+        self.logs.stop()
+        self.metrics.stop()
+
+    def _function_line(self, function_id: str, line: str) -> None:
+        from local_stack.console import parse_json_line  # noqa: PLC0415
+        from local_stack.metrics import emf_metric_data  # noqa: PLC0415
+
+        document = parse_json_line(line)
+        if document is not None and "_aws" in document:
+            self.metrics.add(emf_metric_data(document))
+        self.console.function_line(function_id, line)
+
+    def api_request(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+        from local_stack.metrics import api_metric_data  # noqa: PLC0415
+
+        self.console.request(request, response, seconds)
+        api = self.template.api
+        if response.route is not None and api is not None:
+            self.metrics.add(
+                api_metric_data(
+                    api_name=self.template.stack_name,
+                    stage=api.stage,
+                    resource=response.route,
+                    method=request.method,
+                    status=response.status,
+                    latency_ms=seconds * 1000,
+                )
+            )
+
+
 def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Event) -> int:
     from local_stack.aws import check_port_free, emulation_env, provision, start_moto  # noqa: PLC0415
     from local_stack.gateway import MAX_BODY_BYTES, Gateway  # noqa: PLC0415
@@ -151,8 +219,8 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
     }
     template = _template(args)
     try:
-        for port in ports.values():
-            check_port_free(port, HOST)
+        for variable, port in ports.items():
+            check_port_free(port, HOST, variable)
     except OSError as error:
         raise SystemExit(error.strerror) from None
 
@@ -167,9 +235,14 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         emulation = emulation_env(endpoint, template.region, f"http://{HOST}:{ports['LAMBDA_PORT']}")
         admin_key = _bootstrap_admin_key(template, emulation)
 
+        log_dir = _log_dir(template, ports["PORT"])
+        observability = _Observability(template, endpoint, log_dir, args.verbose)
+        observability.start()
+        cleanup.callback(observability.stop)
+
         # The emulation's variables win over the template's too (its AWS_ENDPOINT_URL: "", say).
         environment = {**base_env, **emulation}
-        runtime = LambdaRuntime(template, environment, args.workers, overrides=environment)
+        runtime = LambdaRuntime(template, environment, args.workers, overrides=environment, log_dir=log_dir)
         cleanup.callback(runtime.shutdown)
         init_errors = runtime.warm_up()
 
@@ -184,18 +257,25 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
                 HOST,
                 ports["PORT"],
                 MAX_BODY_BYTES,
+                access_log=observability.api_request,
             ),
-            make_server(InvokeApi(runtime), HOST, ports["LAMBDA_PORT"], MAX_PAYLOAD_BYTES),
+            make_server(
+                InvokeApi(runtime),
+                HOST,
+                ports["LAMBDA_PORT"],
+                MAX_PAYLOAD_BYTES,
+                access_log=observability.console.request,
+            ),
         ]
         for server in servers:
             cleanup.callback(server.server_close)
             serve_in_thread(server, f"http-{server.server_address[1]}")
             cleanup.callback(server.shutdown)
-        scheduler = Scheduler(template, runtime.invoke)
+        scheduler = Scheduler(template, runtime.invoke, on_run=observability.console.scheduled)
         scheduler.start()
         cleanup.callback(scheduler.stop)
 
-        print(_banner(template, ports, admin_key, base_env, init_errors))
+        print(_banner(template, ports, admin_key, base_env, init_errors, log_dir=log_dir, verbose=args.verbose))
         print(f"Local stack ready on http://{HOST}:{ports['PORT']}", flush=True)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # in this thread only: it alone takes them
         stop.wait()
@@ -302,6 +382,32 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- metrics
+
+
+def metrics(args: argparse.Namespace, base_env: dict[str, str]) -> int:
+    """The last hour of a running stack's metrics, read from its CloudWatch (``AWS_PORT``)."""
+    from local_stack.aws import client  # noqa: PLC0415
+    from local_stack.metrics import report  # noqa: PLC0415
+
+    template = _template(args)
+    endpoint = base_env.get("AWS_ENDPOINT_URL") or f"http://{HOST}:{_port('AWS_PORT', 5000)}"
+    namespace = next(
+        (
+            spec.environment["POWERTOOLS_METRICS_NAMESPACE"]
+            for spec in template.functions.values()
+            if "POWERTOOLS_METRICS_NAMESPACE" in spec.environment
+        ),
+        template.stack_name,
+    )
+    try:
+        print(report(client("cloudwatch", endpoint, template.region), namespace, args.hours))
+    except Exception as error:
+        print(f"Cannot read the metrics at {endpoint} (is `make run` running? AWS_PORT?): {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- check-build
 
 
@@ -357,10 +463,20 @@ def parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("LAMBDA_WORKERS", DEFAULT_MAX_WORKERS)),
         help="worker processes per function at most (env LAMBDA_WORKERS; default %(default)s)",
     )
+    run_parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=os.environ.get("LOG_LEVEL", "").upper() == "DEBUG",
+        help="print the functions' logs too (default with LOG_LEVEL=DEBUG); they always go to files",
+    )
     invoke_parser = commands.add_parser("invoke", parents=[common], help="run one function once, like sam local invoke")
     invoke_parser.add_argument("function", help="the function's logical id")
     invoke_parser.add_argument("-e", "--event", help="JSON event file ('-' for stdin; default: {})")
     invoke_parser.add_argument("--endpoint", help="AWS endpoint (default: AWS_ENDPOINT_URL, else an embedded moto)")
+    metrics_parser = commands.add_parser(
+        "metrics", parents=[common], help="the last hour of a running stack's metrics (AWS_PORT, default 5000)"
+    )
+    metrics_parser.add_argument("--hours", type=float, default=1.0, help="how far back (default %(default)s)")
     openapi_parser = commands.add_parser("openapi", parents=[common], help="write docs/openapi.json")
     openapi_parser.add_argument("--check", action="store_true", help="only check that the committed file is up to date")
     check_parser = commands.add_parser(
@@ -386,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             return invoke(args, base_env)
         if args.command == "check-build":
             return check_build(args)
+        if args.command == "metrics":
+            return metrics(args, base_env)
         return openapi(args)
     except KeyboardInterrupt:  # Ctrl-C before `run` took the signals over, or during another command
         return 130

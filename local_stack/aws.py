@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from local_stack.template import DEFAULT_REGION, Template
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
+    from local_stack.emulator import Emulator
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,9 @@ HOST = "127.0.0.1"
 FAKE_CREDENTIALS = "testing"
 
 
-def check_port_free(port: int, host: str = HOST) -> None:
-    """Raises OSError naming the port when something already listens on it.
-
-    ThreadedMotoServer would otherwise wait forever for a server that failed to bind in its thread.
-    """
+def check_port_free(port: int, host: str = HOST, variable: str | None = None) -> None:
+    """Raises OSError naming the port (and the variable that sets it) when something already listens on it,
+    before anything is started."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -35,22 +33,22 @@ def check_port_free(port: int, host: str = HOST) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise OSError(error.errno, f"Port {port} on {host} is already in use") from error
+            hint = f": set {variable} to another port (e.g. {variable}={port + 10})" if variable else ""
+            raise OSError(error.errno, f"Port {port} on {host} is already in use{hint}") from error
 
 
-def start_moto(port: int, host: str = HOST) -> ThreadedMotoServer:
-    """A moto server serving every AWS service on ``http://{host}:{port}``; ``port=0`` picks a free one."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
+def start_moto(port: int, host: str = HOST) -> Emulator:
+    """The AWS emulation (moto, serialised: see ``local_stack.emulator``) on ``port``; 0 picks a free one."""
+    from local_stack.emulator import Emulator  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
 
     check_port_free(port, host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = Emulator(host, port)
     server.start()
     return server
 
 
-def moto_endpoint(server: ThreadedMotoServer) -> str:
-    host, port = server.get_host_and_port()
-    return f"http://{host}:{port}"
+def moto_endpoint(server: Emulator) -> str:
+    return server.endpoint
 
 
 def emulation_env(
@@ -130,8 +128,8 @@ def create_secrets(secretsmanager_client: Any, template: Template) -> list[str]:
     return created
 
 
-def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
-    """A boto3 client of the emulation, with the fake credentials."""
+def client(service: str, endpoint: str, region: str = DEFAULT_REGION, config: Any = None) -> Any:
+    """A boto3 client of the emulation, with the fake credentials (and a botocore ``Config``, if given)."""
     import boto3  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
 
     return boto3.client(
@@ -140,6 +138,7 @@ def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
         region_name=region,
         aws_access_key_id=FAKE_CREDENTIALS,
         aws_secret_access_key=FAKE_CREDENTIALS,
+        config=config,
     )
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from local_stack.httpserver import HttpRequest, HttpResponse
-from local_stack.lambdas import InvokeResult
+from local_stack.lambdas import InvokeResult, result_note
 from local_stack.template import ApiSpec, FunctionSpec, GatewayResponseSpec, Route, Template
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,15 @@ class GatewayRejection(Exception):
 def _integration_failure() -> GatewayRejection:
     """A function error, timeout or malformed proxy result: API Gateway's 502, through DEFAULT_5XX."""
     return GatewayRejection("DEFAULT_5XX", "Internal server error", FUNCTION_ERROR_STATUS)
+
+
+@dataclass
+class _Trace:
+    """What the access log says of a request: the route, the function that served it, an error."""
+
+    route: str | None = None
+    function: str | None = None
+    note: str | None = None
 
 
 # ---------------------------------------------------------------- routes
@@ -282,15 +291,19 @@ class Gateway:
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
+        trace = _Trace()
         try:
-            return self._handle(request, request_id)
+            response = self._handle(request, request_id, trace)
         except GatewayRejection as rejection:
-            return self.gateway_response(
+            response = self.gateway_response(
                 rejection.response_type, request_id, request, message=rejection.message, status=rejection.status
             )
-        except Exception:
+        except Exception as error:
             logger.exception("Gateway error on %s %s", request.method, request.path)
-            return self.gateway_response("DEFAULT_5XX", request_id, request)
+            trace.note = f"{type(error).__name__}: {error}"
+            response = self.gateway_response("DEFAULT_5XX", request_id, request)
+        response.served_by, response.route, response.note = trace.function, trace.route, trace.note
+        return response
 
     def protocol_error(self, status: int, message: str) -> HttpResponse:
         response_type = "MISSING_AUTHENTICATION_TOKEN" if status == 501 else "DEFAULT_4XX"
@@ -298,7 +311,7 @@ class Gateway:
 
     # ------------------------------------------------------------ one request
 
-    def _handle(self, request: HttpRequest, request_id: str) -> HttpResponse:
+    def _handle(self, request: HttpRequest, request_id: str, trace: _Trace) -> HttpResponse:
         if request.too_large:
             raise GatewayRejection("REQUEST_TOO_LARGE")
         match = self.routes.match(request.method, request.path)
@@ -307,16 +320,19 @@ class Gateway:
             if local is None:
                 raise GatewayRejection("MISSING_AUTHENTICATION_TOKEN")
             return local
+        trace.route = match.route.path
         request_fields = self._request_fields(request, match, request_id)
         authorizer_context: dict[str, str] | None = None
         if match.route.auth:
-            allowed = self._authorize(request, request_fields)
+            allowed = self._authorize(request, request_fields, trace)
             refusal = self.after_authorization(match.route, allowed) if self.after_authorization else None
             if refusal is not None:
                 raise GatewayRejection(refusal)
             authorizer_context = allowed.context
+        trace.function = match.function_id
         result = self.invoke(match.function_id, self._proxy_event(request, request_fields, authorizer_context))
         if result.function_error:
+            trace.note = result_note(result)
             raise _integration_failure()
         return self._proxy_response(result.json(), request_id)
 
@@ -373,7 +389,7 @@ class Gateway:
             f"{api.api_id}/{api.stage}/{method}/{raw_path.lstrip('/')}"
         )
 
-    def _authorize(self, request: HttpRequest, request_fields: dict[str, Any]) -> Authorization:
+    def _authorize(self, request: HttpRequest, request_fields: dict[str, Any], trace: _Trace) -> Authorization:
         """The authorization of an allowed request; raises GatewayRejection otherwise."""
         api = self.api
         if api.authorizer_function is None:  # pragma: no cover - a route has auth only when there is an authorizer
@@ -395,6 +411,7 @@ class Gateway:
         if result.function_error:
             if isinstance(output, dict) and output.get("errorMessage") == "Unauthorized":
                 raise GatewayRejection("UNAUTHORIZED")
+            trace.function, trace.note = api.authorizer_function, result_note(result)
             raise GatewayRejection("AUTHORIZER_FAILURE")
         try:
             allowed = authorization(output)

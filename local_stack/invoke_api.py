@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from local_stack.httpserver import HttpRequest, HttpResponse
-from local_stack.lambdas import InvokeResult, LambdaRuntime
+from local_stack.lambdas import InvokeResult, LambdaRuntime, result_note
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +65,14 @@ class InvokeApi:
             return HttpResponse(204)
         if invocation_type == "Event":
             self.runtime.invoke_async(logical_id, event).add_done_callback(_log_background_result(logical_id))
-            return HttpResponse(202)
+            return HttpResponse(202, served_by=logical_id)
         if invocation_type != "RequestResponse":
             raise LambdaApiError(400, "InvalidParameterValueException", f"Unknown invocation type {invocation_type}")
         result = self.runtime.invoke(logical_id, event)
         headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
         if result.function_error:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
-        return HttpResponse(200, headers, result.payload.encode())
+        return HttpResponse(200, headers, result.payload.encode(), served_by=logical_id, note=result_note(result))
 
     def _parse(self, request: HttpRequest) -> tuple[str, Any]:
         """The logical id of the function and the event; raises LambdaApiError for a bad request."""

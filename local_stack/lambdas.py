@@ -31,12 +31,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,21 @@ class InvokeResult:
         return json.loads(self.payload)
 
 
+def result_note(result: InvokeResult) -> str | None:
+    """What a person wants to see of a function's result: its error, or a rollup run's summary."""
+    try:
+        payload = result.json()
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if result.function_error:
+        return f"{payload.get('errorType', 'Error')}: {payload.get('errorMessage', '')}"[:500]
+    if "events" in payload and "as_of" in payload:
+        return f"events {payload['events']}, as_of {payload['as_of']}"
+    return None
+
+
 @dataclass(frozen=True)
 class WorkerSetup:
     """Everything a process needs to run one function like Lambda; picklable, sent to each worker."""
@@ -78,10 +94,16 @@ class WorkerSetup:
     environment: dict[str, str]
     timeout: int
     memory: int
+    log_path: str | None = None
+    """Where the worker's stdout and stderr go (the function's log file); None: the parent's."""
 
     @classmethod
     def of(
-        cls, spec: FunctionSpec, environment: Mapping[str, str], overrides: Mapping[str, str] | None = None
+        cls,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        overrides: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
     ) -> WorkerSetup:
         """``environment`` is what the process starts from (the emulation env included); the rest is Lambda's.
 
@@ -111,7 +133,12 @@ class WorkerSetup:
             environment={**environment, **lambda_env, **template_environment(spec, overrides or {})},
             timeout=spec.timeout,
             memory=spec.memory,
+            log_path=str(function_log_path(log_dir, spec.logical_id)) if log_dir else None,
         )
+
+
+def function_log_path(log_dir: Path, logical_id: str) -> Path:
+    return log_dir / f"{logical_id}.log"
 
 
 def template_environment(spec: FunctionSpec, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -160,6 +187,13 @@ def timeout_payload(timeout: float, request_id: str = "") -> dict[str, Any]:
         "requestId": request_id,
         "stackTrace": [],
     }
+
+
+def _stopping_result() -> InvokeResult:
+    """What an invocation caught by the stack's shutdown answers (no traceback: nothing went wrong)."""
+    return _error_result(
+        {"errorMessage": "The local stack is stopping", "errorType": "Runtime.Shutdown", "stackTrace": []}
+    )
 
 
 def _error_result(payload: dict[str, Any]) -> InvokeResult:
@@ -268,7 +302,33 @@ def _init_worker(setup: WorkerSetup) -> None:
     # `run` blocks both in the threads that spawn workers, and the mask is inherited: a worker must
     # still stop on SIGTERM.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if setup.log_path is not None:
+        _redirect_output(setup.log_path)
+    _exit_with_parent()
     _worker = LoadedFunction(setup)
+
+
+def _exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Ends this worker once the process that started it is gone (killed with SIGKILL, say): an orphan
+    worker would otherwise wait for work forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _redirect_output(log_path: str) -> None:
+    """The worker's stdout and stderr (Powertools' JSON lines, EMF documents, tracebacks) go to the
+    function's log file, a line per write (appends of whole lines from several workers do not mix)."""
+    descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(descriptor, sys.stdout.fileno())
+    os.dup2(descriptor, sys.stderr.fileno())
+    os.close(descriptor)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
 
 def _invoke_in_worker(event_json: str) -> InvokeResult:
@@ -316,15 +376,23 @@ class FunctionPool:
         return self._submit(_invoke_in_worker, json.dumps(event))
 
     def invoke(self, event: Any) -> InvokeResult:
-        future = self.submit(event)
         try:
+            future = self.submit(event)
             result: InvokeResult = future.result(timeout=self.setup.timeout + INIT_ALLOWANCE_SECONDS)
         except FutureTimeout:
             future.cancel()
             logger.warning("%s did not answer within its Timeout; its worker may be stuck", self.setup.function_name)
             return _error_result(timeout_payload(self.setup.timeout))
         except BrokenProcessPool as error:
+            if self._closed:
+                return _stopping_result()
             return _error_result(error_payload(error, error_type="Runtime.ExitError"))
+        except CancelledError:  # the pool was shut down with this invocation still waiting
+            return _stopping_result()
+        except RuntimeError:
+            if not self._closed:
+                raise
+            return _stopping_result()
         return result
 
     def warm_up(self) -> dict[str, Any] | None:
@@ -365,10 +433,11 @@ class LambdaRuntime:
         environment: Mapping[str, str],
         max_workers: int = DEFAULT_MAX_WORKERS,
         overrides: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.template = template
         self._pools = {
-            logical_id: FunctionPool(WorkerSetup.of(spec, environment, overrides), max_workers)
+            logical_id: FunctionPool(WorkerSetup.of(spec, environment, overrides, log_dir), max_workers)
             for logical_id, spec in template.functions.items()
         }
         self._names = {spec.name: logical_id for logical_id, spec in template.functions.items()}

@@ -34,11 +34,11 @@ class TokenBuckets:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_template(cls, template: Template) -> TokenBuckets:
+    def from_template(cls, template: Template, clock: Callable[[], float] = time.monotonic) -> TokenBuckets:
         plan = template.api.usage_plan if template.api else None
         throttle = (plan.throttle if plan else None) or {}
         # Without a usage plan API Gateway applies only its account-level limits: effectively none here.
-        return cls(float(throttle.get("rateLimit", 10_000)), int(throttle.get("burstLimit", 5_000)))
+        return cls(float(throttle.get("rateLimit", 10_000)), int(throttle.get("burstLimit", 5_000)), clock)
 
     def __call__(self, route: Route, authorization: Authorization) -> str | None:
         if not route.api_key_required:

@@ -77,6 +77,11 @@ def scheduled_event(schedule: ScheduleSpec, template: Template, function_id: str
     return json.loads(text)
 
 
+RunHook = Callable[[str, "InvokeResult | None", float], None]
+"""Called after each scheduled run with the function's logical id, its result (None: the invocation
+itself failed) and the seconds it took."""
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
     function_id: str
@@ -109,11 +114,13 @@ class Scheduler:
         template: Template,
         invoke: Callable[[str, Any], InvokeResult],
         time_scale: float = 1.0,
+        on_run: RunHook | None = None,
     ) -> None:
         self.template = template
         self.jobs = scheduled_jobs(template)
         self._invoke = invoke
         self._time_scale = time_scale
+        self._on_run = on_run
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -140,13 +147,14 @@ class Scheduler:
 
     def run_once(self, job: ScheduledJob) -> InvokeResult | None:
         event = scheduled_event(job.schedule, self.template, job.function_id, datetime.now(UTC))
+        started = time.monotonic()
+        result: InvokeResult | None = None
         try:
             result = self._invoke(job.function_id, event)
         except Exception:
             logger.exception("Scheduled run of %s failed", job.function_id)
-            return None
-        if result.function_error:
+        if self._on_run is not None:
+            self._on_run(job.function_id, result, time.monotonic() - started)
+        elif result is not None and result.function_error:
             logger.error("Scheduled run of %s: %s", job.function_id, result.payload)
-        else:
-            logger.info("Scheduled run of %s (%s) done", job.function_id, job.schedule.name)
         return result

@@ -1,9 +1,12 @@
-"""API Gateway's reading of an authorizer's IAM policy, for the tests of the authorizer."""
+"""API Gateway's reading of an authorizer's IAM policy, for the tests of the authorizer: the local
+gateway's own evaluation (``local_stack.gateway.evaluate_policy``), so the tests and the local stack
+can never disagree about what a policy allows."""
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any
+
+from local_stack.gateway import ALLOW, evaluate_policy
 
 
 def method_arn(api_arn: str, stage: str, method: str, path: str) -> str:
@@ -12,18 +15,6 @@ def method_arn(api_arn: str, stage: str, method: str, path: str) -> str:
 
 
 def allows(answer: dict[str, Any], arn: str) -> bool:
-    """Whether the policy lets the key call ``arn``: an explicit Deny wins, then an Allow; nothing matching denies.
-
-    In execute-api resources ``*`` matches any run of characters, ``/`` included.
-    """
-    effects = {
-        statement["Effect"]
-        for statement in answer["policyDocument"]["Statement"]
-        if "execute-api:Invoke" in _as_list(statement["Action"])
-        and any(fnmatchcase(arn, resource) for resource in _as_list(statement["Resource"]))
-    }
-    return "Allow" in effects and "Deny" not in effects
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+    """Whether the authorizer's answer lets the key call ``arn``: an explicit Deny wins, then an Allow;
+    nothing matching denies."""
+    return evaluate_policy(answer["policyDocument"], arn) == ALLOW

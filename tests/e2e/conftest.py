@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class Stack:
     aws: str | None
     admin_key: str
     process: subprocess.Popen[str] | None
+    output: list[str] = field(default_factory=list)
+    """Every line the stack printed after its ready line (kept by the thread that drains its pipe)."""
     cloud_stack_name: str | None = None
 
     @property
@@ -145,17 +147,18 @@ def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
     if not seen or READY_LINE not in seen[-1]:
         process.kill()
         pytest.fail("The local stack did not start:\n" + "".join(seen[-40:]))
-    # Keep draining its output so that a full pipe never blocks it.
-    import threading
-
-    threading.Thread(target=lambda: [None for _ in process.stdout or []], daemon=True).start()
-    return Stack(
+    running = Stack(
         api=f"http://127.0.0.1:{ports['PORT']}",
         lambda_api=f"http://127.0.0.1:{ports['LAMBDA_PORT']}",
         aws=f"http://127.0.0.1:{ports['AWS_PORT']}",
         admin_key=admin_key,
         process=process,
     )
+    # Keep draining its output so that a full pipe never blocks it.
+    import threading
+
+    threading.Thread(target=lambda: running.output.extend(process.stdout or []), daemon=True).start()
+    return running
 
 
 def stop_stack(stack: Stack) -> int:
