@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,14 @@ ASSETS = {
 GZIP_MIN_BYTES = 1024
 
 
+# A ws(s) URL with a plain host (its origin goes into the CSP header: no space, quote or semicolon).
+WEBSOCKET_URL = re.compile(r"wss?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
+
+
 def websocket_url() -> str:
-    """The live feed's URL (``WEBSOCKET_URL``), or "" when there is none or it is not a ws(s) URL."""
+    """The live feed's URL (``WEBSOCKET_URL``), or "" when there is none or it is not a plain ws(s) URL."""
     url = os.environ.get("WEBSOCKET_URL", "").strip()
-    parts = urlsplit(url)
-    return url if parts.scheme in {"ws", "wss"} and parts.netloc else ""
+    return url if WEBSOCKET_URL.fullmatch(url) else ""
 
 
 def content_security_policy(live_url: str) -> str:
@@ -68,15 +72,25 @@ def gzipped(name: str) -> bytes:
 
 
 def _accepts_gzip(headers: dict[str, str]) -> bool:
+    """Accept-Encoding names gzip (or *) with a quality above 0."""
     value = next((value for key, value in headers.items() if key.lower() == "accept-encoding"), "")
-    return any(part.split(";")[0].strip().lower() == "gzip" for part in value.split(","))
+    for item in value.split(","):
+        coding, *parameters = (part.strip().lower() for part in item.split(";"))
+        quality = next((p.removeprefix("q=") for p in parameters if p.startswith("q=")), "1")
+        if coding in {"gzip", "*"}:
+            try:
+                return float(quality) > 0
+            except ValueError:
+                return False
+    return False
 
 
 def _if_none_match(headers: dict[str, str]) -> str:
     return next((value for key, value in headers.items() if key.lower() == "if-none-match"), "")
 
 
-def _answer(status: int, content_type: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+def _answer(content_type: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """200 with the body, or 304 when the browser's copy (If-None-Match) is this one."""
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     response_headers = {
         "Content-Type": content_type,
@@ -87,9 +101,9 @@ def _answer(status: int, content_type: str, body: bytes, headers: dict[str, str]
         "ETag": etag,
         "Vary": "Accept-Encoding",
     }
-    if status == 200 and etag in {tag.strip() for tag in _if_none_match(headers).split(",")}:
+    if etag in {tag.strip() for tag in _if_none_match(headers).split(",")}:
         return {"statusCode": 304, "headers": response_headers, "body": "", "isBase64Encoded": False}
-    return {"statusCode": status, "headers": response_headers, "body": body.decode(), "isBase64Encoded": False}
+    return {"statusCode": 200, "headers": response_headers, "body": body.decode(), "isBase64Encoded": False}
 
 
 def _not_found(name: str) -> dict[str, Any]:
@@ -107,7 +121,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # no
     name = (event.get("pathParameters") or {}).get("file")
     if name == CONFIG:
         config = json.dumps({"websocket_url": websocket_url()}).encode()
-        return _answer(200, "application/json", config, headers)
+        return _answer("application/json", config, headers)
     if name is None:
         name, content_type = PAGE, "text/html; charset=utf-8"
     elif name in ASSETS:
@@ -115,7 +129,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:  # no
     else:
         return _not_found(str(name))
     body = static_file(name)
-    answer = _answer(200, content_type, body, headers)
+    answer = _answer(content_type, body, headers)
     if answer["statusCode"] == 200 and len(body) >= GZIP_MIN_BYTES and _accepts_gzip(headers):
         answer["headers"]["Content-Encoding"] = "gzip"
         answer["body"] = base64.b64encode(gzipped(name)).decode("ascii")

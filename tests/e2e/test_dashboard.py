@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -89,7 +90,11 @@ def stack() -> Iterator[Stack]:
     running = start_stack({"AWS_READ_TIMEOUT_SECONDS": "30"})
     yield running
     if running.process.poll() is None:
-        stop_stack(running)
+        try:
+            stop_stack(running)
+        except subprocess.TimeoutExpired:  # a busy machine: do not leave it behind
+            running.process.kill()
+            running.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -386,13 +391,13 @@ def test_the_layout_holds_at_375_and_1440_px_and_the_figures(
     for width in (375, 1440):
         set_viewport(browser, width)
         wait_for(browser, f"return window.innerWidth === {width}")
-        # Then nothing is wider than the screen, and the charts fit their panels
-        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
-        overflowing = browser.execute_script(
-            "return [...document.querySelectorAll('.chart canvas')].filter("
-            "c => c.getBoundingClientRect().right > c.closest('.panel').getBoundingClientRect().right + 1).length"
+        # Then the charts follow the width of their panels, and nothing is wider than the screen
+        wait_for(
+            browser,
+            "return [...document.querySelectorAll('.chart canvas')].every("
+            "c => c.getBoundingClientRect().right <= c.closest('.panel').getBoundingClientRect().right)",
         )
-        assert overflowing == 0
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
         path = save_screenshot(browser, "dashboard", width)
         print(f"screenshot at {width} px: {path}")
     if os.environ.get("UPDATE_DASHBOARD_SCREENSHOT"):

@@ -153,16 +153,19 @@
     container.replaceChildren();
     const chart = new window.uPlot({ width: chartWidth(container), height: 240, ...options }, data, container);
     state.charts[name] = chart;
+    container.dataset.chart = name;
+    resizer.observe(container);
     if (!performance.getEntriesByName("first-chart").length) performance.mark("first-chart");
     return chart;
   }
 
-  function resizeCharts() {
-    for (const [name, chart] of Object.entries(state.charts)) {
-      const container = $(`${name}-chart`);
-      if (container && container.clientWidth) chart.setSize({ width: chartWidth(container), height: 240 });
+  /** Each chart follows its container's width (a rotated phone, a resized window, a panel that appears). */
+  const resizer = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      const chart = state.charts[entry.target.dataset.chart];
+      if (chart && entry.target.clientWidth) chart.setSize({ width: chartWidth(entry.target), height: 240 });
     }
-  }
+  });
 
   /** uPlot's tzDate option: an x (seconds) as a Date whose local fields are those of the time zone. */
   const zonedDates = (timezone) => (seconds) => window.uPlot.tzDate(new Date(seconds * 1000), timezone);
@@ -572,11 +575,6 @@
     });
     $("user-period").addEventListener("change", () => state.userId && guarded($("user-panel"), loadUser));
     $("events-more").addEventListener("click", () => guarded($("user-panel"), loadMoreEvents));
-    let resizeTimer = null;
-    window.addEventListener("resize", () => {
-      clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(resizeCharts, 100);
-    });
     if (apiKey()) openDashboard();
     else $("api-key").focus();
   }
