@@ -86,9 +86,10 @@ def test_the_websocket_origin_is_allowed_when_there_is_one(
     monkeypatch.setenv("WEBSOCKET_URL", "wss://abc.execute-api.eu-west-1.amazonaws.com/dev")
     answer = get(dashboard, "config.json")
     assert json.loads(body(answer)) == {"websocket_url": "wss://abc.execute-api.eu-west-1.amazonaws.com/dev"}
-    assert "connect-src 'self' wss://abc.execute-api.eu-west-1.amazonaws.com;" in answer["headers"][
-        "Content-Security-Policy"
-    ]
+    assert (
+        "connect-src 'self' wss://abc.execute-api.eu-west-1.amazonaws.com;"
+        in answer["headers"]["Content-Security-Policy"]
+    )
 
 
 @pytest.mark.parametrize("url", ["", "https://example.com/", "javascript:alert(1)", "ws://", "wss://a b'c;"])
