@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import importlib.util
 import json
 import re
@@ -140,3 +141,11 @@ def test_the_function_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)  # noqa: S603
     assert done.stdout.strip() == "[]"
+
+
+def test_the_vendored_files_are_the_recorded_ones() -> None:
+    recorded = (FUNCTION / "static" / "VENDORED.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{64})` \|$", recorded, flags=re.MULTILINE)
+    assert [name for name, _ in rows] == ["uPlot.iife.min.js", "uPlot.min.css"]
+    for name, digest in rows:
+        assert hashlib.sha256((FUNCTION / "static" / name).read_bytes()).hexdigest() == digest, name
