@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('PORT', '3000')}")
     parser.add_argument("--lambda-api", default=f"http://127.0.0.1:{os.environ.get('LAMBDA_PORT', '3001')}")
     parser.add_argument("--admin-key", default=os.environ.get("ADMIN_API_KEY"), help="default: ADMIN_API_KEY")
-    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--days", type=int, default=21)
     parser.add_argument("--timezone", default="Europe/Kyiv")
     parser.add_argument("--seed", type=int, default=16)
