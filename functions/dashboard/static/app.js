@@ -148,17 +148,6 @@
     return Math.max(260, container.clientWidth || container.parentElement.clientWidth - 32);
   }
 
-  function drawChart(name, container, options, data) {
-    if (state.charts[name]) state.charts[name].destroy();
-    container.replaceChildren();
-    const chart = new window.uPlot({ width: chartWidth(container), height: 240, ...options }, data, container);
-    state.charts[name] = chart;
-    container.dataset.chart = name;
-    resizer.observe(container);
-    if (!performance.getEntriesByName("first-chart").length) performance.mark("first-chart");
-    return chart;
-  }
-
   /** Each chart follows its container's width (a rotated phone, a resized window, a panel that appears). */
   const resizer = new ResizeObserver((entries) => {
     for (const entry of entries) {
@@ -169,6 +158,28 @@
 
   /** uPlot's tzDate option: an x (seconds) as a Date whose local fields are those of the time zone. */
   const zonedDates = (timezone) => (seconds) => window.uPlot.tzDate(new Date(seconds * 1000), timezone);
+
+  /** A chart over time in the container `${name}-chart`: x in seconds, shown in `timezone`; `series[0]` is x's. */
+  function timeChart(name, yLabel, timezone, series, data) {
+    const container = $(`${name}-chart`);
+    if (state.charts[name]) state.charts[name].destroy();
+    container.replaceChildren();
+    const options = {
+      width: chartWidth(container),
+      height: 240,
+      tzDate: zonedDates(timezone),
+      scales: { x: { time: true } },
+      axes: [{}, { label: yLabel }],
+      series,
+    };
+    state.charts[name] = new window.uPlot(options, data, container);
+    container.dataset.chart = name;
+    resizer.observe(container);
+    if (!performance.getEntriesByName("first-chart").length) performance.mark("first-chart");
+  }
+
+  /** The x series of a per-day chart: a day's point sits at its UTC midnight and reads as its date. */
+  const DAY_SERIES = { label: "Date", value: (u, x) => (x == null ? "" : new Date(x * 1000).toISOString().slice(0, 10)) };
 
   function barsPath() {
     return window.uPlot.paths.bars({ size: [0.7, 60] });
@@ -195,19 +206,15 @@
         ? [{ text: `No events in these ${items.length} days yet: send one with` }, { code: curlHint() }, { text: "then wait for the next rollup (about a minute)." }]
         : null,
     );
-    drawChart(
+    timeChart(
       "daily",
-      $("daily-chart"),
-      {
-        tzDate: zonedDates("Etc/UTC"),
-        scales: { x: { time: true } },
-        axes: [{}, { label: "count" }],
-        series: [
-          { label: "Date", value: (u, x) => (x == null ? "" : new Date(x * 1000).toISOString().slice(0, 10)) },
-          { label: "Events", stroke: PALETTE[0], width: 2, fill: "rgba(37,99,235,0.08)" },
-          { label: "Users", stroke: PALETTE[1], width: 2 },
-        ],
-      },
+      "count",
+      "Etc/UTC",
+      [
+        DAY_SERIES,
+        { label: "Events", stroke: PALETTE[0], width: 2, fill: "rgba(37,99,235,0.08)" },
+        { label: "Users", stroke: PALETTE[1], width: 2 },
+      ],
       [items.map((item) => dayX(item.date)), items.map((item) => item.count), items.map((item) => item.users)],
     );
     return items;
@@ -249,27 +256,24 @@
     }
     $("trend-table").tBodies[0].replaceChildren(...rows);
     showEmpty(panel, labels.length ? null : [{ text: "No events per action in this range yet." }]);
-    // Stacked: series i is the sum of the actions 0..i, drawn from the tallest down so each shows its own band.
+    // Stacked: series i is the sum of the actions i..n, drawn from the tallest down so each shows its own band;
+    // the legend shows each action's own count.
     const stacked = raw.map((_, index) => items.map((__, day) => raw.slice(index).reduce((sum, values) => sum + values[day], 0)));
-    drawChart(
+    timeChart(
       "trend",
-      $("trend-chart"),
-      {
-        tzDate: zonedDates("Etc/UTC"),
-        scales: { x: { time: true } },
-        axes: [{}, { label: "events" }],
-        series: [
-          { label: "Date", value: (u, x) => (x == null ? "" : new Date(x * 1000).toISOString().slice(0, 10)) },
-          ...labels.map((label, index) => ({
-            label,
-            stroke: PALETTE[index % PALETTE.length],
-            fill: PALETTE[index % PALETTE.length],
-            paths: barsPath(),
-            points: { show: false },
-            value: (u, v, seriesIndex, dayIndex) => (dayIndex == null ? "" : raw[index][dayIndex]),
-          })),
-        ],
-      },
+      "events",
+      "Etc/UTC",
+      [
+        DAY_SERIES,
+        ...labels.map((label, index) => ({
+          label,
+          stroke: PALETTE[index % PALETTE.length],
+          fill: PALETTE[index % PALETTE.length],
+          paths: barsPath(),
+          points: { show: false },
+          value: (u, v, seriesIndex, dayIndex) => (dayIndex == null ? "" : raw[index][dayIndex]),
+        })),
+      ],
       [items.map((item) => dayX(item.date)), ...stacked],
     );
   }
@@ -366,15 +370,11 @@
       ...windows.filter((item) => item.count).map((item) => rowOf([formatTime(item.start), item.count], { "data-start": item.start, "data-count": item.count })),
     );
     panel.dataset.activityTotal = String(windows.reduce((sum, item) => sum + item.count, 0));
-    drawChart(
+    timeChart(
       "user",
-      $("user-chart"),
-      {
-        tzDate: zonedDates(state.timezone),
-        scales: { x: { time: true } },
-        axes: [{}, { label: "events" }],
-        series: [{ label: "Window start" }, { label: "Events", stroke: PALETTE[4], fill: "rgba(124,58,237,0.5)", paths: barsPath(), points: { show: false } }],
-      },
+      "events",
+      state.timezone,
+      [{ label: "Window start" }, { label: "Events", stroke: PALETTE[4], fill: "rgba(124,58,237,0.5)", paths: barsPath(), points: { show: false } }],
       [windows.map((item) => Date.parse(item.start) / 1000), windows.map((item) => item.count)],
     );
     $("events-table").tBodies[0].replaceChildren();
