@@ -6,7 +6,7 @@
   const API_BASE = new URL(".", window.location.href); // "/<stage>/" in the cloud, "/" locally
   const MAX_RETRIES = 5;
   const LIVE_ROWS = 50;
-  const EVENTS_PAGE = 50;
+  const EVENTS_PAGE = 25;
   const TREND_SERIES = 8; // the most frequent actions; the rest are summed as "other"
   const PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#94a3b8"];
 
@@ -391,13 +391,13 @@
     const body = $("events-table").tBodies[0];
     for (const event of page.items || []) {
       const metadata = event.metadata && Object.keys(event.metadata).length ? JSON.stringify(event.metadata) : "";
-      body.append(
-        rowOf([formatTime(event.occurred_at), event.action, event.event_id, metadata], {
-          "data-event-id": event.event_id,
-          "data-action": event.action,
-          "data-occurred-at": event.occurred_at,
-        }),
-      );
+      const row = rowOf([formatTime(event.occurred_at), event.action, event.event_id, metadata], {
+        "data-event-id": event.event_id,
+        "data-action": event.action,
+        "data-occurred-at": event.occurred_at,
+      });
+      row.lastElementChild.title = metadata; // cut short on screen; whole on hover
+      body.append(row);
     }
     state.eventsCursor = page.next_cursor || null;
     $("events-more").hidden = !state.eventsCursor;
