@@ -27,7 +27,9 @@ from zoneinfo import ZoneInfo
 BATCH = 500  # the contract's largest batch
 ROLLUP_PATH = "/2015-03-31/functions/RollupFunction/invocations"
 RETRIES = 10
-ROLLUP_TIMEOUT_SECONDS = 300
+ROLLUP_TIMEOUT_SECONDS = 600
+HTTP_TIMEOUT_SECONDS = 120
+ROLLUP_CALL_TIMEOUT_SECONDS = 330  # the rollup function's own timeout (300 s) and a margin
 
 # Relative frequency of each action within a session (after its login).
 ACTIONS = {
@@ -62,14 +64,16 @@ class Reply:
     body: Any
 
 
-def call(url: str, method: str = "GET", body: Any = None, key: str | None = None) -> Reply:
+def call(
+    url: str, method: str = "GET", body: Any = None, key: str | None = None, timeout: float = HTTP_TIMEOUT_SECONDS
+) -> Reply:
     headers = {"content-type": "application/json"}
     if key:
         headers["x-api-key"] = key
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - a URL the user gave
     try:
-        with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310  # nosec B310
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310  # nosec B310
             status, reply_headers, payload = answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as error:
         status, reply_headers, payload = error.code, dict(error.headers), error.read()
@@ -179,13 +183,16 @@ def roll_up(lambda_api: str, received_by: datetime) -> dict[str, Any]:
     report: dict[str, Any] = {}
     while time.monotonic() < deadline:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        reply = call(f"{lambda_api}{ROLLUP_PATH}", "POST", {"time": now})
+        reply = call(f"{lambda_api}{ROLLUP_PATH}", "POST", {"time": now}, timeout=ROLLUP_CALL_TIMEOUT_SECONDS)
         report = dict(reply.body or {})
         failed = reply.status != 200 or "x-amz-function-error" in reply.headers
         as_of = report.get("as_of")
         if not failed and report.get("finished") and as_of and datetime.fromisoformat(as_of) >= received_by:
             return report
-        time.sleep(1)  # a failed run commits nothing half way; the next one resumes (or waits out the settle time)
+        # A failed run commits nothing half way and a conflicting one (the scheduled run) leaves the work to
+        # the other: the next one resumes, or waits out ROLLUP_SETTLE_SECONDS.
+        print(f"  rollup: {report.get('errorMessage') or report}", flush=True)
+        time.sleep(1)
     raise DemoError(f"The rollup did not catch up within {ROLLUP_TIMEOUT_SECONDS} s: {report}")
 
 
