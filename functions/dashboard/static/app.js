@@ -286,6 +286,7 @@
       ...entries.map((entry) => {
         const item = el("li", entry.attributes);
         const label = onPick ? el("button", { type: "button", class: "link" }, entry.label) : el("span", { class: "label" }, entry.label);
+        label.title = entry.label; // cut short on a narrow screen; whole on hover
         if (onPick) label.addEventListener("click", () => onPick(entry.label));
         const bar = el("span", { class: "bar" });
         bar.style.width = `${(100 * entry.value) / max}%`;
