@@ -107,6 +107,15 @@
     }
   }
 
+  /** A statistics answer for a panel: its error cleared, the tenant's time zone and the answer's as_of noted. */
+  async function statistics(panel, path, params) {
+    showError(panel, "");
+    const answer = await api(path, params);
+    if (answer.timezone) state.timezone = answer.timezone;
+    noteAsOf(answer);
+    return answer;
+  }
+
   function curlHint() {
     const base = API_BASE.href;
     return (
@@ -189,10 +198,7 @@
 
   async function loadDaily() {
     const panel = $("daily-panel");
-    showError(panel, "");
-    const answer = await api("v1/stats/daily", { days: $("days").value });
-    state.timezone = answer.timezone || "UTC";
-    noteAsOf(answer);
+    const answer = await statistics(panel, "v1/stats/daily", { days: $("days").value });
     const items = answer.items || [];
     const rows = items.map((item) =>
       rowOf([item.date, item.count, item.users], { "data-date": item.date, "data-count": item.count, "data-users": item.users }),
@@ -230,9 +236,7 @@
 
   async function loadTrend(range) {
     const panel = $("trend-panel");
-    showError(panel, "");
-    const answer = await api("v1/stats/trend", range);
-    noteAsOf(answer);
+    const answer = await statistics(panel, "v1/stats/trend", range);
     const items = answer.items || [];
     const totals = new Map();
     for (const item of items) {
@@ -300,11 +304,9 @@
 
   async function loadTopUsers() {
     const panel = $("top-panel");
-    showError(panel, "");
     const hours = $("top-hours").value;
     const by = $("top-by-label").hidden ? "events" : $("top-by").value;
-    const answer = await api("v1/stats/top-users", { hours, limit: 10, by: by === "points" ? "points" : null });
-    noteAsOf(answer);
+    const answer = await statistics(panel, "v1/stats/top-users", { hours, limit: 10, by: by === "points" ? "points" : null });
     const items = answer.items || [];
     const value = (item) => (by === "points" ? item.points : item.count);
     barList(
@@ -331,9 +333,7 @@
 
   async function loadFrequency(range) {
     const panel = $("frequency-panel");
-    showError(panel, "");
-    const answer = await api("v1/stats/frequency", range);
-    noteAsOf(answer);
+    const answer = await statistics(panel, "v1/stats/frequency", range);
     const items = answer.items || [];
     $("frequency-range").textContent = `${range.from} to ${range.to} (exclusive)`;
     barList(
