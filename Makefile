@@ -15,13 +15,16 @@ DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
 
-.PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean
+.PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run $(ARGS)
 
 metrics: $(RUN_STAMP) ## The last hour of a running `make run`'s metrics (AWS_PORT, default 5000)
 	$(PY) -m local_stack metrics
+
+demo: $(RUN_STAMP) ## Against a running `make run`: a demo tenant with weeks of activity; prints the dashboard URL and key
+	$(PY) -m ops.demo
 
 test: lint typecheck template openapi-check scan ## Everything CI checks
 	$(PY) -m pytest tests

@@ -2,9 +2,11 @@
 
 Each function with ``Api`` routes is a Powertools resolver named ``app`` in its handler module;
 Powertools' ``OpenAPIMerge`` imports them (layers on ``sys.path``, the function's template environment
-set) and merges their schemas. The template then has the last word on auth: an operation on a route
-without auth gets ``security: []`` unless its resolver says otherwise. Routes of the template missing
-from the document, or the other way round, are reported: one of the two is wrong.
+set) and merges their schemas. A function without a resolver (the dashboard's static files) describes
+its operations in an ``openapi.json`` beside its handler, whose ``paths`` are added as they are. The
+template then has the last word on auth: an operation on a route without auth gets ``security: []``
+unless its resolver says otherwise. Routes of the template missing from the document, or the other
+way round, are reported: one of the two is wrong.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ VERSION = "1.0.0"
 SERVER_URL = "http://127.0.0.1:3000"
 SECURITY_SCHEME = "apiKey"
 RESOLVER_NAME = "app"
+STATIC_DESCRIPTION = "openapi.json"
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
@@ -74,8 +77,9 @@ def generate(template: Template) -> dict[str, Any]:
         security=[{SECURITY_SCHEME: []}] if header else None,
         on_conflict="error",
     )
+    described = {spec.logical_id: spec.code_uri / STATIC_DESCRIPTION for spec in template.functions.values()}
     for spec in template.functions.values():
-        if spec.routes:
+        if spec.routes and not described[spec.logical_id].is_file():
             merge.add_file(spec.code_uri / f"{spec.handler_module}.py", resolver_name=RESOLVER_NAME)
     with _import_environment(template), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,6 +89,9 @@ def generate(template: Template) -> dict[str, Any]:
     failures = [str(warning.message) for warning in caught if "Failed to load" in str(warning.message)]
     if failures:
         raise OpenApiError("\n".join(failures))
+    for path in described.values():
+        if path.is_file():
+            document.setdefault("paths", {}).update(json.loads(path.read_text(encoding="utf-8"))["paths"])
     _apply_template_auth(document, template)
     _no_body_for_no_content(document)
     return _one_error_shape(document)

@@ -243,3 +243,15 @@ def run_rollup(stack: Stack, not_before: datetime) -> dict[str, Any]:
             return body
         time.sleep(0.5)
     pytest.fail(f"The rollup did not catch up to {not_before}: {body}")
+
+
+# ---------------------------------------------------------------- the browser (tests/e2e/browser.py)
+
+from tests.e2e.browser import browser, saved_screenshots  # noqa: E402, F401 - the fixture, for the tests of this folder
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Names the folder of the screenshots the browser tests saved."""
+    if saved_screenshots:
+        folder = saved_screenshots[0].parent
+        terminalreporter.write_line(f"Dashboard screenshots ({len(saved_screenshots)}) in {folder}")

@@ -493,6 +493,31 @@ def health_attacks(w: World) -> list[Attack]:
     ]
 
 
+def dashboard_attacks(path: str) -> Callable[[World], list[Attack]]:
+    """The dashboard's files are the same for everyone: no tenant, key or data of anyone in them."""
+
+    def attacks(w: World) -> list[Attack]:
+        def nothing_of_a_tenant(body: Any) -> str | None:
+            text = body if isinstance(body, str) else json.dumps(body)
+            leaked = [value for value in (w.a_id, w.a_key, w.b_key, w.marker) if value in text]
+            return f"the dashboard's {path} holds {leaked}" if leaked else None
+
+        return [
+            Attack("no key (public route)", "GET", path, None, 200, check=nothing_of_a_tenant),
+            Attack(
+                "B key, A tenant id in query/header",
+                "GET",
+                with_tenant_hint(path, w.a_id),
+                w.b_key,
+                200,
+                headers={TENANT_HINT_HEADER: w.a_id},
+                check=nothing_of_a_tenant,
+            ),
+        ]
+
+    return attacks
+
+
 def admin_attacks(w: World, method: str, route: str) -> list[Attack]:
     """B's key (and A's own live key) on an admin route aimed at A: 403, A untouched."""
     path, body = concrete(w, method, route)
@@ -572,6 +597,8 @@ def no_attacks(_w: World) -> list[Attack]:
 # OpenAPI document or the template that is missing here fails the test.
 ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
     ("GET", "/v1/health"): ("public", health_attacks),
+    ("GET", "/dashboard"): ("public", dashboard_attacks("/dashboard")),
+    ("GET", "/dashboard/{file}"): ("public", dashboard_attacks("/dashboard/config.json")),
     ("POST", "/v1/events"): ("tenant", post_event_attacks),
     ("POST", "/v1/events/batch"): ("tenant", batch_attacks),
     ("GET", "/v1/users/{user_id}/events"): ("tenant", user_events_attacks),

@@ -33,6 +33,7 @@ EXPECTED: dict[str, int | str] = {
     "rollup/scheduled_event.json": "completes",
     "rollup/scheduler_input.json": "completes",
     "health/get.json": 200,
+    "dashboard/get_config.json": 200,
     "ingest/post_event.json": 201,
     "ingest/post_batch.json": 200,
     "ingest/post_event_invalid.json": 422,
