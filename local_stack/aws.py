@@ -130,6 +130,10 @@ def client(service: str, endpoint: str, region: str = DEFAULT_REGION) -> Any:
 
 
 def provision(endpoint: str, template: Template) -> None:
-    """What CloudFormation would create before the functions run: the tables and the usage plan."""
+    """What CloudFormation would create before the functions run: the tables, the usage plan, keys,
+    secrets and buckets."""
+    from local_stack.resources import create_resources  # noqa: PLC0415 - with boto3, never needed by a worker
+
     create_tables(client("dynamodb", endpoint, template.region), template)
     create_usage_plan(client("apigateway", endpoint, template.region), template)
+    create_resources(lambda service: client(service, endpoint, template.region), template)

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from local_stack.aws import create_tables
+from local_stack.resources import create_resources
 from local_stack.template import Template, load_template
 
 from .support import Functions, load_function_module
@@ -75,11 +76,13 @@ def create_default_usage_plan(apigateway: Any, template: Template) -> None:
 
 @pytest.fixture
 def dynamodb(template: Template, boto_session: boto3.Session) -> Iterator[Any]:
-    """A fresh moto AWS: every table of the template (created by ``local_stack``) and the default usage plan."""
+    """A fresh moto AWS: every table, key, secret and bucket of the template (created by ``local_stack``)
+    and the default usage plan."""
     with mock_aws():
         client = boto_session.client("dynamodb")
         create_tables(client, template)
         create_default_usage_plan(boto_session.client("apigateway"), template)
+        create_resources(boto_session.client, template)
         yield client
 
 

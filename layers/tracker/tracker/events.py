@@ -254,16 +254,18 @@ def query_user_events(
         records, more = store.query_user_events(query)
     except TemporarilyUnavailable:
         raise Unavailable("The event store is busy; retry the query.") from None
-    items = [
-        EventOut(
-            event_id=record.event_id,
-            user_id=record.user_id,
-            action=record.action,
-            occurred_at=record.occurred_at,
-            received_at=record.received_at,
-            metadata=record.metadata,
-        )
-        for record in records
-    ]
+    items = [event_out(record) for record in records]
     next_cursor = encode_cursor(records[-1].occurred_key, binding) if more and records else None
     return EventPage(items=items, next_cursor=next_cursor)
+
+
+def event_out(record: EventRecord) -> EventOut:
+    """An event as the API (and an export file) shows it."""
+    return EventOut(
+        event_id=record.event_id,
+        user_id=record.user_id,
+        action=record.action,
+        occurred_at=record.occurred_at,
+        received_at=record.received_at,
+        metadata=record.metadata,
+    )

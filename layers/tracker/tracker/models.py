@@ -29,7 +29,7 @@ MAX_BATCH_EVENTS = 500
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
 
-def _no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> str:
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise ValueError("must not contain control characters")
     return value
@@ -63,7 +63,7 @@ def compact_json(value: Any) -> str:
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Action = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(no_control_characters)]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata_size)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_timezone)]
 UtcTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]
@@ -295,5 +295,6 @@ class ErasureOut(BaseModel):
     user_id: str
     status: ErasureStatus
     deleted_events: int
+    deleted_profiles: int = Field(default=0, description="1 when the user's profile was erased.")
     created_at: UtcTimestamp
     updated_at: UtcTimestamp

@@ -104,3 +104,4 @@ class ErasureRecord(BaseModel):
     deleted_events: int
     created_at: datetime
     updated_at: datetime
+    deleted_profiles: int = 0

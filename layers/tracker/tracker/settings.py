@@ -33,6 +33,15 @@ class Settings(BaseModel):
     # "unavailable", for the client to send again.
     ingest_deadline_margin_ms: int = Field(default=14_000, ge=0)
     ingest_concurrency: int = Field(default=16, ge=1, le=64)
+    # Profiles and exports (a table, a secret and a bucket of their own).
+    profiles_table: str = ""
+    profile_lookup_secret: str = ""
+    exports_bucket: str = ""
+    export_worker_function: str = ""
+    # An export file is uploaded in parts of this size (S3's least is 5 MiB); a worker stops after a part
+    # once less than the margin is left of its time, and a next invocation resumes after that part.
+    export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    export_deadline_margin_ms: int = Field(default=120_000, ge=0)
 
 
 class ConfigurationError(RuntimeError):
