@@ -44,6 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception:
         fail_export(store, tenant_id, export_id, WORKER_ERROR)  # a retry resumes it
         raise
+    metrics.add_metric(name="ExportRuns", unit=MetricUnit.Count, value=1)
     if outcome == "resume":
         record = store.get_export(tenant_id, export_id)
         if record is not None:
