@@ -14,6 +14,7 @@ from tracker.adapters.exports_bucket import export_files
 from tracker.adapters.lambda_invoke import start_export_worker
 from tracker.adapters.profiles_table import profile_store
 from tracker.exports import ExportRun, fail_export
+from tracker.interfaces import TemporarilyUnavailable
 from tracker.observability import logger, metrics, tracer
 from tracker.profile_models import ExportError
 from tracker.settings import require_settings
@@ -41,8 +42,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     try:
         outcome = run.run(tenant_id, export_id)
+    except TemporarilyUnavailable:
+        raise  # still running: Lambda's retry resumes it
     except Exception:
-        fail_export(store, tenant_id, export_id, WORKER_ERROR)  # a retry resumes it
+        fail_export(store, tenant_id, export_id, WORKER_ERROR)  # a bug or a denied call; a retry may still resume
         raise
     metrics.add_metric(name="ExportRuns", unit=MetricUnit.Count, value=1)
     if outcome == "resume":

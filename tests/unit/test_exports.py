@@ -194,3 +194,21 @@ def test_the_download_url_is_given_once_completed_with_its_expiry() -> None:
     assert done.download_url == f"https://bucket.example/{record.file_key}?expires=900"
     assert done.expires_at is not None
     assert timedelta(minutes=14, seconds=59) < done.expires_at - datetime.now(UTC) <= timedelta(minutes=15)
+
+
+def test_an_export_nobody_wrote_for_30_minutes_is_reported_failed() -> None:
+    # Given an export whose worker's retries ended (it stays "running" in the store)
+    store, files = InMemoryProfileStore(), InMemoryExportFiles()
+    record = new_export(store)
+    stale = datetime.now(UTC) - timedelta(minutes=31)
+    store.exports[(TENANT, record.export_id)] = record.model_copy(update={"status": "running", "updated_at": stale})
+    # When it is read, Then it says it failed, and why
+    answer = get_export(store, files, TENANT, record.export_id)
+    assert (answer.status, answer.error.code if answer.error else None, answer.download_url) == (
+        "failed",
+        "stalled",
+        None,
+    )
+    # And a fresh one is still running
+    store.exports[(TENANT, record.export_id)] = record.model_copy(update={"status": "running"})
+    assert get_export(store, files, TENANT, record.export_id).status == "running"

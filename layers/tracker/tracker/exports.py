@@ -26,6 +26,11 @@ from tracker.profiles import profile_out
 from tracker.timefmt import utc_now
 
 DOWNLOAD_SECONDS = 15 * 60
+# An export whose worker wrote nothing for this long is dead (its retries ended in the dead-letter
+# queue): a run writes progress after each part, lasts at most 15 minutes, and Lambda retries
+# within minutes.
+STALLED_AFTER = timedelta(minutes=30)
+STALLED = ExportError(code="stalled", message="The export stopped and its retries are over; request a new one.")
 EVENTS_PAGE = 1000
 ERASED = ExportError(code="erased", message="The user's data was erased; this export's file was deleted with it.")
 
@@ -37,6 +42,8 @@ Outcome = Literal["completed", "resume", "failed", "superseded", "finished alrea
 
 def export_out(record: ExportRecord, files: ExportFiles) -> ExportOut:
     url, expires = None, None
+    if record.status in {"pending", "running"} and utc_now() - record.updated_at > STALLED_AFTER:
+        record = record.model_copy(update={"status": "failed", "error": STALLED})
     if record.status == "completed":
         expires = utc_now() + timedelta(seconds=DOWNLOAD_SECONDS)
         url = files.download_url(record.file_key, DOWNLOAD_SECONDS)
