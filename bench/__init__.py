@@ -5,6 +5,7 @@
 2. Ingest throughput through the local stack (``python -m local_stack run``), sequential and concurrent.
 3. The rollup's DynamoDB requests and items read per event, with and without 100,000 older events.
 4. The statistics routes' DynamoDB requests and items read, with 10,000 and 200,000 events behind them.
+5. Exporting one user with 100,000 events: the worker's time, requests and their price.
 
 The report goes to stdout and, as JSON, to ``.bench/results.json``; nothing else is written in the repository
 (bytecode goes to a directory under the system's temporary directory).

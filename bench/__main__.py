@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "export")
 SIZES = {
     "full": {
         "import_rounds": 7,
@@ -37,6 +37,7 @@ SIZES = {
         "stats_small": 10_000,
         "stats_large": 200_000,
         "stats_users": 200,
+        "export_events": 100_000,
     },
     "quick": {
         "import_rounds": 3,
@@ -48,6 +49,7 @@ SIZES = {
         "stats_small": 2_000,
         "stats_large": 20_000,
         "stats_users": 40,
+        "export_events": 5_000,
     },
 }
 
@@ -100,6 +102,10 @@ def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
             new_events=sizes["rollup_new_events"],
             check_events=(sizes["rollup_check_old_events"], sizes["rollup_check_new_events"]),
         )
+    if name == "export":
+        from bench import export_cost
+
+        return export_cost.run(template, sizes["export_events"])
     from bench import stats_cost
 
     return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
@@ -125,6 +131,9 @@ def invalid_measurements(results: dict[str, Any]) -> list[str]:
             for size in ("small", "large"):
                 if not measured[size]["answer_matches_data"]:
                     problems.append(f"stats {route} ({size}): the answer does not match the data")
+    export = results.get("export")
+    if export and not export["complete_and_in_order"]:
+        problems.append("export: the file is not the profile and every event in order")
     return problems
 
 
