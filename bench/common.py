@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from local_stack.template import FunctionSpec, Template
@@ -58,3 +58,18 @@ def function(template: Template, logical_id: str) -> FunctionSpec:
     if spec is None:
         raise SystemExit(f"template.yaml has no {logical_id}; the bench needs it")
     return spec
+
+
+def load_handler_module(spec: FunctionSpec, module_name: str) -> Any:
+    """A function's handler module, imported as Lambda would (its code and layers on ``sys.path``)."""
+    import importlib.util
+
+    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    module_spec = importlib.util.spec_from_file_location(module_name, spec.code_uri / f"{spec.handler_module}.py")
+    if module_spec is None or module_spec.loader is None:
+        raise SystemExit(f"cannot load {spec.code_uri / spec.handler_module}.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module

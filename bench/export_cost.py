@@ -17,21 +17,19 @@ here on moto: an upper bound, as DynamoDB answers a 1 MB page in milliseconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bench.common import function, log
+from bench.common import function, load_handler_module, log
 from bench.data import METADATA
 from bench.dynamo import Recorder, mocked_aws
 
 if TYPE_CHECKING:
-    from local_stack.template import FunctionSpec, Template
+    from local_stack.template import Template
 
 TENANT = "ten_benchexport000001"
 USER = "user-exported"
@@ -41,18 +39,6 @@ S3_PUT_DOLLARS = 0.005 / 1_000
 S3_GET_DOLLARS = 0.0004 / 1_000
 LAMBDA_GB_SECOND_DOLLARS = 0.0000166667
 LAMBDA_REQUEST_DOLLARS = 0.20 / 1_000_000
-
-
-def _load_worker(spec: FunctionSpec) -> Any:
-    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    module_spec = importlib.util.spec_from_file_location("bench_export_worker", spec.code_uri / "app.py")
-    if module_spec is None or module_spec.loader is None:
-        raise SystemExit(f"cannot load {spec.code_uri / 'app.py'}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def _events(count: int, now: datetime) -> list[Any]:
@@ -108,7 +94,7 @@ def run(template: Template, events: int) -> dict[str, Any]:
         )
         store.create_export(export)
 
-        module = _load_worker(spec)
+        module = load_handler_module(spec, "bench_export_worker")
         started_again: list[Any] = []
         module.start_export_worker = started_again.append
         from local_stack.lambdas import LambdaContext, WorkerSetup

@@ -12,7 +12,6 @@ items read on the product's client are counted. The two tenants' figures must be
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bench.common import function, log
+from bench.common import function, load_handler_module, log
 from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
 from bench.dynamo import Recorder, large_commits, mocked_aws
 
@@ -70,15 +69,9 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def _load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    for path in (str(spec.code_uri), *(str(layer) for layer in spec.layer_paths)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    module_spec = importlib.util.spec_from_file_location("bench_stats_app", spec.code_uri / "app.py")
-    if module_spec is None or module_spec.loader is None:
-        raise SystemExit(f"cannot load {spec.code_uri / 'app.py'}")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(module, spec.handler_function)
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = getattr(
+        load_handler_module(spec, "bench_stats_app"), spec.handler_function
+    )
     return handler
 
 

@@ -419,9 +419,13 @@ def erase_user_attacks(w: World) -> list[Attack]:
 
 
 def erasure_attacks(w: World) -> list[Attack]:
-    path = f"/v1/erasures/{w.a_erasure_id}"
+    return foreign_id_attacks("B key, A erasure id", f"/v1/erasures/{w.a_erasure_id}", w)
+
+
+def foreign_id_attacks(kind: str, path: str, w: World) -> list[Attack]:
+    """B's key on a resource of A's by its id: 404, as if there were none."""
     return [
-        Attack("B key, A erasure id", "GET", path, w.b_key, 404),
+        Attack(kind, "GET", path, w.b_key, 404),
         Attack(
             "B key, A tenant id in query/header",
             "GET",
@@ -583,18 +587,7 @@ def create_export_attacks(w: World) -> list[Attack]:
 
 
 def export_attacks(w: World) -> list[Attack]:
-    path = f"/v1/exports/{w.a_export_id}"
-    return [
-        Attack("B key, A export id", "GET", path, w.b_key, 404),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(path, w.a_id),
-            w.b_key,
-            404,
-            headers={TENANT_HINT_HEADER: w.a_id},
-        ),
-    ]
+    return foreign_id_attacks("B key, A export id", f"/v1/exports/{w.a_export_id}", w)
 
 
 def no_attacks(_w: World) -> list[Attack]:

@@ -136,19 +136,12 @@ def leaks(observed: Observed, values: dict[str, str]) -> list[str]:
     return found
 
 
-def test_no_profile_value_is_in_logs_metrics_or_other_answers(
-    observed: tuple[Observed, Observed], template: Template, boto_session: Any
+@pytest.mark.parametrize("where", ["logs, metrics and other answers", "traces"])
+def test_no_profile_value_is_there(
+    observed: tuple[Observed, Observed], template: Template, boto_session: Any, where: str
 ) -> None:
-    outside, _ = observed
-    problems = leaks(outside, profile_values(template, boto_session))
-    assert not problems, "\n".join(problems)
-
-
-def test_no_profile_value_is_in_traces(
-    observed: tuple[Observed, Observed], template: Template, boto_session: Any
-) -> None:
-    _, in_traces = observed
-    problems = leaks(in_traces, profile_values(template, boto_session))
+    searched = observed[1] if where == "traces" else observed[0]
+    problems = leaks(searched, profile_values(template, boto_session))
     assert not problems, "\n".join(problems)
 
 

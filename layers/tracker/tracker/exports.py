@@ -2,11 +2,11 @@
 
 The API records the request and starts a worker; the worker writes the profile line, then the
 user's events oldest first, page by page, uploading the file in parts. Each uploaded part is
-recorded with the position of its last event, so a worker near its deadline stops after a part and
-a next invocation resumes from there. Every write of the record is conditional on its version:
-of two workers on one export only one goes on, and an erasure, which marks the user's exports
-failed and deletes their files, wins over a worker still running (that worker then removes what
-it wrote).
+recorded with the position of its last event; a worker near its deadline stops (after a part, or
+before a page once it has uploaded one), and a next invocation resumes after the last part. Every
+write of the record is conditional on its version: of two workers on one export only one goes on,
+and an erasure, which marks the user's exports failed and deletes their files, wins over a worker
+still running (that worker then removes what it wrote).
 """
 
 from __future__ import annotations
@@ -130,9 +130,13 @@ class ExportRun:
             profile = self.profiles.get_profile(tenant_id, record.user_id)
             if profile is not None:
                 buffer += _line("profile", profile_out(profile).model_dump(mode="json"))
-        in_buffer, last_key = 0, record.after
+        in_buffer, last_key, parts_at_start = 0, record.after, len(record.parts)
         more = True
         while more:
+            # Near the deadline (checked after each part, and before each page once this run has uploaded
+            # one, a page being far shorter than a part): stop; the next run re-reads from the last part.
+            if len(record.parts) > parts_at_start and self.time_left_ms() < self.margin_ms:
+                return "resume"
             query = UserEventsQuery(tenant_id, record.user_id, None, None, None, False, EVENTS_PAGE, last_key)
             page, more = self.events.query_user_events(query)
             for event in page:

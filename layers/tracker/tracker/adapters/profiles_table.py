@@ -88,6 +88,17 @@ class DynamoProfileStore:
             raise
         return True
 
+    def _query_all(self, request: dict[str, Any]) -> list[Item]:
+        """Every item of a query, page after page."""
+        items: list[Item] = []
+        while True:
+            with translated_errors():
+                answer = self._client.query(**request)
+            items += answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return items
+            request = {**request, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
+
     # ------------------------------------------------------------ profiles
 
     def get_profile(self, tenant_id: str, user_id: str) -> ProfileRecord | None:
@@ -126,14 +137,7 @@ class DynamoProfileStore:
             "KeyConditionExpression": "email_key = :key",
             "ExpressionAttributeValues": {":key": attr_s(f"{tenant_id}#{email_key}")},
         }
-        partitions: list[str] = []
-        while True:
-            with translated_errors():
-                answer = self._client.query(**request)
-            partitions += [item["pk"]["S"] for item in answer.get("Items", [])]
-            if "LastEvaluatedKey" not in answer:
-                break
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        partitions = [item["pk"]["S"] for item in self._query_all(request)]
         # The index is eventually consistent: each profile is read again, and the caller checks its email.
         found = []
         for pk in sorted(set(partitions)):
@@ -187,14 +191,7 @@ class DynamoProfileStore:
             },
             "ConsistentRead": True,
         }
-        ids: list[str] = []
-        while True:
-            with translated_errors():
-                answer = self._client.query(**request)
-            ids += [item["export_id"]["S"] for item in answer.get("Items", [])]
-            if "LastEvaluatedKey" not in answer:
-                return ids
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return [item["export_id"]["S"] for item in self._query_all(request)]
 
 
 def profile_store() -> DynamoProfileStore:
