@@ -6,7 +6,7 @@ from tracker import exports
 from tracker.adapters.exports_bucket import export_files
 from tracker.adapters.lambda_invoke import start_export_worker
 from tracker.adapters.profiles_table import profile_store
-from tracker.profile_models import ExportAccepted, ExportOut
+from tracker.profile_models import ExportAccepted, ExportOut, valid_user_id
 from tracker.rest import (
     create_app,
     documented,
@@ -29,13 +29,12 @@ app = create_app()
     tags=["exports"],
     responses={
         202: {"description": "Export started", "content": {"application/json": {"model": ExportAccepted}}},
-        **error_responses(401, 403, 429, 503),
+        **error_responses(401, 403, 422, 429, 503),
     },
 )
-def create_export(user_id: str) -> Response[ExportAccepted]:  # noqa: ARG001 - routed but still percent-encoded
-    accepted = exports.request_export(
-        profile_store(), tenant_id_of(app), path_parameter(app, "user_id"), start_export_worker
-    )
+def create_export(user_id: str) -> Response[ExportAccepted]:
+    user_id = valid_user_id(path_parameter(app, "user_id"))
+    accepted = exports.request_export(profile_store(), tenant_id_of(app), user_id, start_export_worker)
     return model_response(202, accepted)
 
 

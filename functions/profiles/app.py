@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from tracker.adapters.lookup_secret import lookup_key_source
 from tracker.adapters.profiles_table import profile_store
 from tracker.errors import BadRequest, field_error
-from tracker.profile_models import Email, ProfileIn, ProfileList, ProfileOut
+from tracker.profile_models import Email, ProfileIn, ProfileList, ProfileOut, valid_user_id
 from tracker.profiles import Profiles
 from tracker.rest import (
     create_app,
@@ -27,6 +27,7 @@ app = create_app()
 PROFILE_PATH = "/v1/users/{user_id}/profile"
 MAX_PROFILE_BODY_BYTES = 16 * 1024
 ERRORS = (400, 401, 403, 413, 422, 429, 503)
+READ_ERRORS = (401, 403, 404, 422, 429, 503)
 
 
 def profiles() -> Profiles:
@@ -35,7 +36,7 @@ def profiles() -> Profiles:
 
 def user_id_of_path() -> str:
     # The routed user_id is still percent-encoded; the path parameter is the decoded one.
-    return path_parameter(app, "user_id")
+    return valid_user_id(path_parameter(app, "user_id"))
 
 
 @app.put(
@@ -67,7 +68,7 @@ def patch_profile(user_id: str, change: Annotated[ProfileIn, Body()]) -> Profile
     "/v1/users/<user_id>/profile",
     summary="A user's profile",
     tags=["profiles"],
-    responses=documented(ProfileOut, 401, 403, 404, 429, 503),
+    responses=documented(ProfileOut, *READ_ERRORS),
 )
 def get_profile(user_id: str) -> ProfileOut:  # noqa: ARG001
     return profiles().get(tenant_id_of(app), user_id_of_path())
@@ -77,7 +78,7 @@ def get_profile(user_id: str) -> ProfileOut:  # noqa: ARG001
     "/v1/users/<user_id>/profile",
     summary="Delete a user's profile (events stay; erase the user to remove everything)",
     tags=["profiles"],
-    responses={204: {"description": "Deleted (or there was none)"}, **error_responses(401, 403, 429, 503)},
+    responses={204: {"description": "Deleted (or there was none)"}, **error_responses(401, 403, 422, 429, 503)},
 )
 def delete_profile(user_id: str) -> Response[None]:  # noqa: ARG001
     profiles().delete(tenant_id_of(app), user_id_of_path())

@@ -408,3 +408,21 @@ def test_erasure_removes_the_profile_and_the_users_export_files(
     assert (gone.body["status"], gone.body["download_url"], gone.body["error"]["code"]) == ("failed", None, "erased")
     bucket = template.functions["ExportsFunction"].environment["EXPORTS_BUCKET"]
     assert boto_session.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("user", ["x" * 129, "a\nb", "x" * 3000])
+def test_a_bad_user_id_in_the_path_is_a_422(functions: Functions, user: str) -> None:
+    for method, resource, body in (
+        ("PUT", PROFILE_PATH, ADA),
+        ("PATCH", PROFILE_PATH, ADA),
+        ("GET", PROFILE_PATH, None),
+        ("DELETE", PROFILE_PATH, None),
+        ("POST", "/v1/users/{user_id}/exports", None),
+    ):
+        assert_error_shape(call(functions, method, resource, user=user, body=body), 422, "validation_error")
+
+
+@pytest.mark.parametrize("export_id", ["x" * 3000, "exp_" + "0" * 20, "../exp", "exp_ABCDEF0123456789abcd"])
+def test_an_unknown_or_malformed_export_id_is_a_404(functions: Functions, export_id: str) -> None:
+    path = {"export_id": export_id}
+    assert_error_shape(call(functions, "GET", "/v1/exports/{export_id}", path=path), 404, "not_found")

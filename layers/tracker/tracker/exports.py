@@ -21,7 +21,7 @@ from typing import Literal
 from tracker.errors import NotFound
 from tracker.events import event_out
 from tracker.interfaces import EventStore, ExportFiles, ExportStore, ProfileStore, UserEventsQuery
-from tracker.profile_models import ExportAccepted, ExportError, ExportOut, ExportPart, ExportRecord
+from tracker.profile_models import EXPORT_ID, ExportAccepted, ExportError, ExportOut, ExportPart, ExportRecord
 from tracker.profiles import profile_out
 from tracker.timefmt import utc_now
 
@@ -79,7 +79,7 @@ def request_export(
 
 
 def get_export(store: ExportStore, files: ExportFiles, tenant_id: str, export_id: str) -> ExportOut:
-    record = store.get_export(tenant_id, export_id)
+    record = store.get_export(tenant_id, export_id) if EXPORT_ID.fullmatch(export_id) else None
     if record is None:
         raise NotFound(f"No export {export_id}.")
     return export_out(record, files)
