@@ -7,6 +7,7 @@
 4. The statistics routes' DynamoDB requests and items read, with 10,000 and 200,000 events behind them.
 5. What the tracking plan (off, flag, block) adds to a batch of 500 events, and a catalog search over
    5,000 event types.
+7. Exporting one user with 100,000 events: the worker's time, requests and their price.
 
 The report goes to stdout and, as JSON, to ``.bench/results.json``; nothing else is written in the repository
 (bytecode goes to a directory under the system's temporary directory).

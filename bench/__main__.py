@@ -17,15 +17,16 @@ import platform  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from importlib import metadata  # noqa: E402
+from importlib import import_module, metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog", "emulator")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog", "emulator", "export")
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "import_rounds": 7,
@@ -40,6 +41,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "catalog_rounds": 7,
         "emulator_patched": [2_000, 100_000],
         "emulator_unpatched": [2_000, 10_000],
+        "export_events": 100_000,
     },
     "quick": {
         "import_rounds": 3,
@@ -54,6 +56,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "catalog_rounds": 3,
         "emulator_patched": [2_000, 20_000],
         "emulator_unpatched": [2_000],
+        "export_events": 5_000,
     },
 }
 
@@ -87,68 +90,82 @@ def _versions() -> dict[str, str]:
 
 
 def _run_section(name: str, sizes: dict[str, Any]) -> dict[str, Any]:
+    """Imports the section's module only when it runs: each brings its own heavy dependencies."""
     template = load_template()
     use_layers(template)
-    if name == "imports":
-        from bench import imports
-
-        return imports.run(template, sizes["import_rounds"])
-    if name == "ingest":
-        from bench import ingest
-
-        return ingest.run(sizes["ingest_events"])
-    if name == "rollup":
-        from bench import rollup_cost
-
-        return rollup_cost.run(
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "imports": lambda: import_module("bench.imports").run(template, sizes["import_rounds"]),
+        "ingest": lambda: import_module("bench.ingest").run(sizes["ingest_events"]),
+        "rollup": lambda: import_module("bench.rollup_cost").run(
             template,
             old_events=sizes["rollup_old_events"],
             new_events=sizes["rollup_new_events"],
             check_events=(sizes["rollup_check_old_events"], sizes["rollup_check_new_events"]),
-        )
-    if name == "catalog":
-        from bench import catalog_cost
+        ),
+        "stats": lambda: import_module("bench.stats_cost").run(
+            template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"]
+        ),
+        "catalog": lambda: import_module("bench.catalog_cost").run(template, rounds=sizes["catalog_rounds"]),
+        "emulator": lambda: import_module("bench.emulator_cost").run(
+            sizes["emulator_patched"], sizes["emulator_unpatched"]
+        ),
+        "export": lambda: import_module("bench.export_cost").run(template, sizes["export_events"]),
+    }
+    result: dict[str, Any] = runners[name]()
+    return result
 
-        return catalog_cost.run(template, rounds=sizes["catalog_rounds"])
-    if name == "emulator":
-        from bench import emulator_cost
 
-        return emulator_cost.run(sizes["emulator_patched"], sizes["emulator_unpatched"])
-    from bench import stats_cost
+def _ingest_problems(ingest: dict[str, Any]) -> list[str]:
+    return [
+        f"ingest {phase}: not every event was stored"
+        for phase in ("sequential", "concurrent", "clients_16")
+        if phase in ingest and not ingest[phase]["all_stored"]
+    ]
 
-    return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
+
+def _rollup_problems(rollup: dict[str, Any]) -> list[str]:
+    problems = [] if rollup["fast_path_check"]["ok"] else ["rollup: the moto fast path changed an answer"]
+    for name in ("A_with_history", "B_without_history", "C_live_events"):
+        problems += [f"rollup {name}: {check}" for check, ok in rollup[name]["checks"].items() if not ok]
+    return problems
+
+
+def _stats_problems(stats: dict[str, Any]) -> list[str]:
+    return [
+        f"stats {route} ({size}): the answer does not match the data"
+        for route, measured in stats["routes"].items()
+        for size in ("small", "large")
+        if not measured[size]["answer_matches_data"]
+    ]
+
+
+def _catalog_problems(catalog: dict[str, Any]) -> list[str]:
+    problems = (
+        [] if catalog["validation"]["outcomes_ok"] else ["catalog: a batch was not stored or rejected as its mode says"]
+    )
+    return problems + [
+        f"catalog search {label}: the answer does not match the data"
+        for label, measured in catalog["search"]["calls"].items()
+        if not measured["answer_matches_data"]
+    ]
+
+
+def _export_problems(export: dict[str, Any]) -> list[str]:
+    return [] if export["complete_and_in_order"] else ["export: the file is not the profile and every event in order"]
+
+
+CHECKS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "ingest": _ingest_problems,
+    "rollup": _rollup_problems,
+    "stats": _stats_problems,
+    "catalog": _catalog_problems,
+    "export": _export_problems,
+}
 
 
 def invalid_measurements(results: dict[str, Any]) -> list[str]:
     """Checks whose failure means a figure cannot be trusted (goals missed are findings, not failures)."""
-    problems = []
-    ingest = results.get("ingest")
-    if ingest:
-        for phase in ("sequential", "concurrent", "clients_16"):
-            if phase in ingest and not ingest[phase]["all_stored"]:
-                problems.append(f"ingest {phase}: not every event was stored")
-    rollup = results.get("rollup")
-    if rollup:
-        if not rollup["fast_path_check"]["ok"]:
-            problems.append("rollup: the moto fast path changed an answer")
-        for name in ("A_with_history", "B_without_history", "C_live_events"):
-            problems += [f"rollup {name}: {check}" for check, ok in rollup[name]["checks"].items() if not ok]
-    stats = results.get("stats")
-    if stats:
-        for route, measured in stats["routes"].items():
-            for size in ("small", "large"):
-                if not measured[size]["answer_matches_data"]:
-                    problems.append(f"stats {route} ({size}): the answer does not match the data")
-    catalog = results.get("catalog")
-    if catalog:
-        if not catalog["validation"]["outcomes_ok"]:
-            problems.append("catalog: a batch was not stored or rejected as its mode says")
-        problems += [
-            f"catalog search {label}: the answer does not match the data"
-            for label, measured in catalog["search"]["calls"].items()
-            if not measured["answer_matches_data"]
-        ]
-    return problems
+    return [problem for name, check in CHECKS.items() if results.get(name) for problem in check(results[name])]
 
 
 def main(argv: list[str] | None = None) -> int:

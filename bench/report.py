@@ -201,6 +201,24 @@ def _catalog(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _export(section: dict[str, Any]) -> list[str]:
+    dynamodb, dollars = section["dynamodb"], section["dollars"]
+    return [
+        f"5. Export of one user with {section['events']:,} events through functions/export_worker/app.py "
+        f"({section['memory_mb']} MB, parts of {section['part_bytes'] // (1024 * 1024)} MiB)",
+        f"   {section['invocations']} invocation(s) {section['outcomes']}, "
+        f"{section['worker_seconds_total']} s on moto; "
+        f"file {section['file_bytes']:,} bytes, {section['file_lines']:,} lines, "
+        f"{'complete and in order' if section['complete_and_in_order'] else 'NOT COMPLETE'}",
+        f"   DynamoDB: {_ops(dynamodb['requests'])}; {dynamodb['total_items_read']:,} items read, "
+        f"{dynamodb['read_request_units']} RRU, {dynamodb['write_items']} items written",
+        f"   S3: {_ops(section['s3_requests'])}",
+        f"   cost: DynamoDB reads ${dollars['dynamodb_reads']:.6f}, writes ${dollars['dynamodb_writes']:.6f}, "
+        f"S3 ${dollars['s3_requests']:.6f}, Lambda <= ${dollars['lambda_upper_bound']:.6f}; "
+        f"total <= ${section['dollars_total']:.6f}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [

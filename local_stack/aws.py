@@ -8,7 +8,6 @@ that point boto3 at it.
 from __future__ import annotations
 
 import logging
-import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -115,19 +114,6 @@ def create_usage_plan(apigateway_client: Any, template: Template) -> str | None:
     return str(apigateway_client.create_usage_plan(**arguments)["id"])
 
 
-def create_secrets(secretsmanager_client: Any, template: Template) -> list[str]:
-    """Creates the template's secrets that do not exist yet, each with a random value, as
-    ``GenerateSecretString`` would; returns the names of those it created."""
-    created = []
-    for name in template.secrets.values():
-        try:
-            secretsmanager_client.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
-        except secretsmanager_client.exceptions.ResourceExistsException:
-            continue
-        created.append(name)
-    return created
-
-
 def client(service: str, endpoint: str, region: str = DEFAULT_REGION, config: Any = None) -> Any:
     """A boto3 client of the emulation, with the fake credentials (and a botocore ``Config``, if given)."""
     import boto3  # noqa: PLC0415 - heavy, and never needed by a Lambda worker
@@ -143,7 +129,10 @@ def client(service: str, endpoint: str, region: str = DEFAULT_REGION, config: An
 
 
 def provision(endpoint: str, template: Template) -> None:
-    """What CloudFormation would create before the functions run: the tables, the usage plan, the secrets."""
+    """What CloudFormation would create before the functions run: the tables, the usage plan, keys,
+    secrets and buckets."""
+    from local_stack.resources import create_resources  # noqa: PLC0415 - with boto3, never needed by a worker
+
     create_tables(client("dynamodb", endpoint, template.region), template)
     create_usage_plan(client("apigateway", endpoint, template.region), template)
-    create_secrets(client("secretsmanager", endpoint, template.region), template)
+    create_resources(lambda service: client(service, endpoint, template.region), template)

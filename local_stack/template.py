@@ -1,27 +1,26 @@
 """The SAM template as the local stack sees it: functions, tables, layers and the REST API.
 
 The YAML is read with a SafeLoader that understands CloudFormation short tags (``!Ref``, ``!Sub``,
-``!GetAtt`` ...), then the intrinsic functions template.yaml uses (``Ref``, ``Fn::Sub``, ``Fn::GetAtt
-X.Arn``) are resolved the way a deployment would, with local stand-ins for what only CloudFormation
-knows: parameters take their ``Default`` (overridable), pseudo parameters are fixed local values, a
-resource's ``Ref`` is a plausible local physical name (``{stack}-{LogicalId}`` for a table) and
-``Fn::GetAtt X.Arn`` a plausible ARN (for the resource types the template asks it of).
+``!GetAtt`` ...), then the intrinsic functions the local stack needs are resolved the way a deployment
+would, with local stand-ins for what only CloudFormation knows: parameters take their ``Default``
+(overridable), pseudo parameters are fixed local values, a resource's ``Ref`` is a plausible local
+physical name (``{stack}-{LogicalId}`` for a table) and ``Fn::GetAtt X.Arn`` a plausible ARN.
 
-Only what the local stack reads is resolved, so an intrinsic it does not know (an ``Fn::ImportValue``
-somewhere in an IAM policy, say) does not stop it; where it must be resolved, it is a ``TemplateError``
-that names it (as is a resource ``Condition``: none is evaluated). SAM's ``Globals`` are merged into each function as
+Only what is used is resolved, so an intrinsic the local stack cannot know (an ``Fn::ImportValue``
+somewhere in an IAM policy, say) does not stop it. SAM's ``Globals`` are merged into each function as
 SAM does: maps merged key by key, lists concatenated (globals first), scalars overridden.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +44,35 @@ DEFAULT_MEMORY = 128
 FUNCTION_TYPES = frozenset({"AWS::Serverless::Function"})
 LAYER_TYPES = frozenset({"AWS::Serverless::LayerVersion"})
 TABLE_TYPES = frozenset({"AWS::DynamoDB::Table"})
-SECRET_TYPES = frozenset({"AWS::SecretsManager::Secret"})
+
 API_TYPES = frozenset({"AWS::Serverless::Api"})
 IMPLICIT_API_ID = "ServerlessRestApi"
 
-# Properties that, when set, are the physical name a resource's Ref returns (the types template.yaml uses).
+# Properties that, when set, are the physical name a resource's Ref returns.
 _NAME_PROPERTIES = {
     "AWS::DynamoDB::Table": "TableName",
     "AWS::Serverless::Function": "FunctionName",
+    "AWS::Lambda::Function": "FunctionName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::SQS::Queue": "QueueName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::S3::Bucket": "BucketName",
     "AWS::SecretsManager::Secret": "Name",
+    "AWS::Events::Rule": "Name",
+    "AWS::Scheduler::Schedule": "Name",
 }
-# What ``Fn::GetAtt X.Arn`` gives, by type (those template.yaml asks the ARN of); another type is an error.
 _ARN_FORMATS = {
     "AWS::DynamoDB::Table": "arn:{p}:dynamodb:{r}:{a}:table/{name}",
     "AWS::Serverless::Function": "arn:{p}:lambda:{r}:{a}:function:{name}",
+    "AWS::Lambda::Function": "arn:{p}:lambda:{r}:{a}:function:{name}",
     "AWS::Serverless::LayerVersion": "arn:{p}:lambda:{r}:{a}:layer:{name}:1",
     "AWS::Logs::LogGroup": "arn:{p}:logs:{r}:{a}:log-group:{name}:*",
+    "AWS::IAM::Role": "arn:{p}:iam::{a}:role/{name}",
+    "AWS::Events::Rule": "arn:{p}:events:{r}:{a}:rule/{name}",
+    "AWS::Scheduler::Schedule": "arn:{p}:scheduler:{r}:{a}:schedule/default/{name}",
     "AWS::SQS::Queue": "arn:{p}:sqs:{r}:{a}:{name}",
+    "AWS::SNS::Topic": "arn:{p}:sns:{r}:{a}:{name}",
+    "AWS::S3::Bucket": "arn:{p}:s3:::{name}",
 }
 # The DynamoDB CreateTable arguments a CloudFormation table passes through unchanged (or nearly).
 _CREATE_TABLE_PROPERTIES = (
@@ -230,8 +239,6 @@ class Template:
     layers: dict[str, Path]
     """Logical id -> ContentUri directory of each ``AWS::Serverless::LayerVersion``."""
     api: ApiSpec | None
-    secrets: dict[str, str] = field(default_factory=dict)
-    """Logical id -> name of each ``AWS::SecretsManager::Secret`` (a generated value locally)."""
 
     @property
     def root(self) -> Path:
@@ -258,15 +265,38 @@ def cfn_string(value: Any) -> str:
     return str(value)
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 class Resolver:
     """Resolves CloudFormation intrinsic functions against local stand-ins for what CloudFormation knows."""
 
     def __init__(self, document: Mapping[str, Any], parameters: Mapping[str, Any], pseudo: Mapping[str, Any]) -> None:
         self.resources: dict[str, Any] = document.get("Resources") or {}
+        self._mappings: dict[str, Any] = document.get("Mappings") or {}
+        self._condition_definitions: dict[str, Any] = document.get("Conditions") or {}
+        self._conditions: dict[str, bool] = {}
         self._refs = {**pseudo, **parameters}
         self._naming: set[str] = set()
-        # The intrinsics template.yaml uses (with Ref); any other is a TemplateError that names it.
-        self._functions: dict[str, Callable[[Any], Any]] = {"GetAtt": self._get_att, "Sub": self._sub}
+        self._functions: dict[str, Callable[[Any], Any]] = {
+            "GetAtt": self._get_att,
+            "Sub": self._sub,
+            "Join": lambda arg: str(self.resolve(arg[0])).join(cfn_string(v) for v in self.resolve(arg[1])),
+            "Select": lambda arg: self.resolve(arg[1])[int(self.resolve(arg[0]))],
+            "Split": lambda arg: str(self.resolve(arg[1])).split(str(self.resolve(arg[0]))),
+            "If": self._if,
+            "Equals": lambda arg: cfn_string(self.resolve(arg[0])) == cfn_string(self.resolve(arg[1])),
+            "And": lambda arg: all(self._bool(v) for v in arg),
+            "Or": lambda arg: any(self._bool(v) for v in arg),
+            "Not": lambda arg: not self._bool(_as_list(arg)[0]),
+            "FindInMap": self._find_in_map,
+            "ImportValue": self.resolve,  # the export's name: nothing to import locally
+            "Base64": lambda arg: base64.b64encode(str(self.resolve(arg)).encode()).decode(),
+            "GetAZs": lambda _arg: [f"{self._refs['AWS::Region']}{zone}" for zone in "abc"],
+            "ToJsonString": lambda arg: json.dumps(self.resolve(arg), separators=(",", ":")),
+            "Length": lambda arg: len(self.resolve(arg)),
+        }
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -277,6 +307,8 @@ class Resolver:
             ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(str(self.resolve(argument)))
+            if key == "Condition" and isinstance(argument, str):
+                return self.condition(argument)
             if key.startswith("Fn::"):
                 function = self._functions.get(key[4:])
                 if function is None:
@@ -296,13 +328,25 @@ class Resolver:
             return self.physical_id(name)
         raise TemplateError(f"Ref to {name!r}, which is neither a parameter nor a resource")
 
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            if name not in self._condition_definitions:
+                raise TemplateError(f"Unknown condition {name!r}")
+            self._conditions[name] = bool(self.resolve(self._condition_definitions[name]))
+        return self._conditions[name]
+
+    def exists(self, logical_id: str) -> bool:
+        """False for a resource whose ``Condition`` is false: CloudFormation does not create it."""
+        condition = self.resources[logical_id].get("Condition")
+        return condition is None or self.condition(condition)
+
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` returns locally: the resource's explicit name, or a plausible generated one."""
         resource = self._resource(logical_id)
         resource_type = resource.get("Type", "")
         if resource_type in LAYER_TYPES:
             return self.arn(logical_id)
-        if resource_type in API_TYPES:
+        if resource_type in API_TYPES or resource_type == "AWS::ApiGateway::RestApi":
             return rest_api_id(self._refs["AWS::StackName"], logical_id)
         name_property = _NAME_PROPERTIES.get(resource_type)
         explicit = (resource.get("Properties") or {}).get(name_property) if name_property else None
@@ -320,9 +364,8 @@ class Resolver:
         resource_type = self._resource(logical_id).get("Type", "")
         # A layer's Ref is already its ARN: its name part is the generated one.
         name = self._generated_name(logical_id) if resource_type in LAYER_TYPES else self.physical_id(logical_id)
-        template = _ARN_FORMATS.get(resource_type)
-        if template is None:
-            raise TemplateError(f"Fn::GetAtt {logical_id}.Arn: the local stack knows no ARN format for {resource_type}")
+        service = resource_type.split("::")[1].lower() if resource_type.count("::") == 2 else "unknown"
+        template = _ARN_FORMATS.get(resource_type, f"arn:{{p}}:{service}:{{r}}:{{a}}:{{name}}")
         return template.format(
             p=self._refs["AWS::Partition"], r=self._refs["AWS::Region"], a=self._refs["AWS::AccountId"], name=name
         )
@@ -338,9 +381,11 @@ class Resolver:
 
     def _get_att(self, argument: Any) -> Any:
         logical_id, attribute = (str(part) for part in self.resolve(argument))
-        if attribute != "Arn":
-            raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} is not supported by the local stack (only .Arn)")
-        return self.arn(logical_id)
+        if attribute == "Arn":
+            return self.arn(logical_id)
+        if attribute == "StreamArn":
+            return f"{self.arn(logical_id)}/stream/1970-01-01T00:00:00.000"
+        return self.physical_id(logical_id)
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument[0], self.resolve(argument[1])) if isinstance(argument, list) else (argument, {})
@@ -357,15 +402,25 @@ class Resolver:
 
         return _SUB_VARIABLE.sub(replace, str(text))
 
+    def _if(self, argument: Any) -> Any:
+        name, when_true, when_false = argument
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    def _find_in_map(self, argument: Any) -> Any:
+        map_name, top_key, second_key = (str(self.resolve(part)) for part in argument[:3])
+        try:
+            return self.resolve(self._mappings[map_name][top_key][second_key])
+        except KeyError:
+            raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from None
+
+    def _bool(self, value: Any) -> bool:
+        resolved = self.resolve(value)
+        if isinstance(resolved, str):
+            return resolved.lower() == "true"
+        return bool(resolved)
+
 
 # ---------------------------------------------------------------- loading
-
-
-def _conditional(logical_id: str, resource: Mapping[str, Any]) -> bool:
-    """Refuses a resource that depends on a condition (the local stack does not evaluate conditions)."""
-    if "Condition" in resource:
-        raise TemplateError(f"{logical_id}: Condition {resource['Condition']!r} is not supported by the local stack")
-    return False
 
 
 def _merge_globals(global_value: Any, local_value: Any) -> Any:
@@ -446,7 +501,7 @@ class _Loader:
         return {
             logical_id: resource
             for logical_id, resource in self.resolver.resources.items()
-            if resource.get("Type") in types and not _conditional(logical_id, resource)
+            if resource.get("Type") in types and self.resolver.exists(logical_id)
         }
 
     def local_path(self, value: Any, what: str) -> Path:
@@ -483,7 +538,6 @@ class _Loader:
             tables=tables,
             layers=layers,
             api=api,
-            secrets={logical_id: self.resolver.physical_id(logical_id) for logical_id in self.of_type(SECRET_TYPES)},
         )
 
     # ------------------------------------------------------------ functions

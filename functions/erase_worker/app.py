@@ -7,12 +7,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tracker.adapters.aggregates_table import aggregate_store
 from tracker.adapters.events_table import event_store
+from tracker.adapters.exports_bucket import export_files
+from tracker.adapters.profiles_table import profile_store
 from tracker.adapters.tenants_table import erasure_store
 from tracker.erasure import erase_user
+from tracker.exports import UserDataEraser
 from tracker.observability import logger, metrics, tracer
 from tracker.settings import require_settings
 
-require_settings("tenants_table", "events_table", "aggregates_table")  # fail at init, naming what is missing
+require_settings(
+    "tenants_table", "events_table", "aggregates_table", "profiles_table", "exports_bucket"
+)  # fail at init, naming what is missing
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,7 +26,8 @@ require_settings("tenants_table", "events_table", "aggregates_table")  # fail at
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
     tenant_id, erasure_id = str(event["tenant_id"]), str(event["erasure_id"])
     logger.append_keys(tenant_id=tenant_id, erasure_id=erasure_id)
-    done = erase_user(erasure_store(), event_store(), aggregate_store(), tenant_id, erasure_id)
+    profiles = UserDataEraser(profile_store(), profile_store(), export_files())
+    done = erase_user(erasure_store(), event_store(), aggregate_store(), tenant_id, erasure_id, profiles=profiles)
     metrics.add_metric(name="ErasuresCompleted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ErasedEvents", unit=MetricUnit.Count, value=done.deleted_events)
     logger.info("Erasure completed", extra={"deleted_events": done.deleted_events})

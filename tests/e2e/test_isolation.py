@@ -1,11 +1,12 @@
 """Tenant isolation over HTTP: every route of the API, attacked with another tenant's key and ids.
 
-Tenant A has data (a user's events, a page cursor, statistics from a rollup, an erasure); tenant B
-has only its key. Every route of the OpenAPI document (and of ``template.yaml``, so that a route
-missing from the document is attacked all the same) is called with B's key and A's user id, cursor,
-erasure id, event ids and tenant id, with no key, an unknown, a revoked and an inactive tenant's key,
-with a tenant key on the admin routes and the admin key on the tenant routes. No answer may carry
-A's data; afterwards A's data and statistics are exactly what they were.
+Tenant A has data (a user's events, a page cursor, statistics from a rollup, an erasure, a profile
+and a completed export with its download URL); tenant B has only its key. Every route of the
+OpenAPI document (and of ``template.yaml``, so that a route missing from the document is attacked
+all the same) is called with B's key and A's user id, cursor, erasure id, export id, email, event
+ids and tenant id, with no key, an unknown, a revoked and an inactive tenant's key, with a tenant
+key on the admin routes and the admin key on the tenant routes. No answer may carry A's data;
+afterwards A's data, profile, export and statistics are exactly what they were.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class World:
     a_types: list[dict[str, Any]] = field(default_factory=list)
     a_types_cursor: str = ""
     a_stats: dict[str, Any] = field(default_factory=dict)
+    a_email: str = ""
+    a_export_id: str = ""
+    a_download_url: str = ""
 
     @property
     def a_id(self) -> str:
@@ -114,6 +118,8 @@ class World:
             str(self.a["key_id"]),
             str(self.a_second_key["api_key"]),
             str(self.a_second_key["key_id"]),
+            self.a_email.lower(),
+            self.a_download_url,
         ]
 
     def stats_paths(self) -> dict[str, str]:
@@ -230,7 +236,30 @@ def world(stack: Stack) -> World:
     world.a_stats = world.read_stats(world.a_key)
     assert {"user_id": VICTIM, "count": 3} in world.a_stats["top-users"], world.a_stats
     assert sum(window["count"] for window in world.a_stats["activity"]) == 3, world.a_stats
+    give_a_profile_and_an_export(world)
     return world
+
+
+def a_profile(w: World) -> dict[str, Any]:
+    return {"email": w.a_email, "first_name": w.marker, "traits": {"marker": w.marker}}
+
+
+def give_a_profile_and_an_export(w: World) -> None:
+    """A's victim has a profile (A's marker in it) and a completed export with its download URL."""
+    w.a_email = f"Victim-{secrets.token_hex(6)}@A.example"
+    assert send(w.stack, "PUT", f"/v1/users/{VICTIM}/profile", a_profile(w), w.a_key).status == 201
+    export = send(w.stack, "POST", f"/v1/users/{VICTIM}/exports", key=w.a_key)
+    assert export.status == 202, export.body
+    w.a_export_id = str(export.body["export_id"])
+    deadline = time.monotonic() + ERASURE_TIMEOUT_SECONDS
+    while True:
+        done = send(w.stack, "GET", f"/v1/exports/{w.a_export_id}", key=w.a_key)
+        if done.body["status"] == "completed":
+            break
+        assert done.body["status"] != "failed", done.body
+        assert time.monotonic() < deadline, done.body
+        time.sleep(0.3)
+    w.a_download_url = str(done.body["download_url"])
 
 
 # ---------------------------------------------------------------- attacks
@@ -411,9 +440,13 @@ def erase_user_attacks(w: World) -> list[Attack]:
 
 
 def erasure_attacks(w: World) -> list[Attack]:
-    path = f"/v1/erasures/{w.a_erasure_id}"
+    return foreign_id_attacks("B key, A erasure id", f"/v1/erasures/{w.a_erasure_id}", w)
+
+
+def foreign_id_attacks(kind: str, path: str, w: World) -> list[Attack]:
+    """B's key on a resource of A's by its id: 404, as if there were none."""
     return [
-        Attack("B key, A erasure id", "GET", path, w.b_key, 404),
+        Attack(kind, "GET", path, w.b_key, 404),
         Attack(
             "B key, A tenant id in query/header",
             "GET",
@@ -589,6 +622,82 @@ def event_type_attacks(method: str) -> Callable[[World], list[Attack]]:
     return attacks
 
 
+def expect_no_profiles(body: Any) -> str | None:
+    return None if body == {"items": []} else "profiles were returned"
+
+
+def expect_new_profile_of_b(body: Any) -> str | None:
+    return None if body.get("user_id") == VICTIM and body.get("traits") == {"b": 1} else f"not B's own: {body}"
+
+
+def expect_pending_export(body: Any) -> str | None:
+    return None if body.get("status") == "pending" and body.get("export_id") else "no pending export"
+
+
+def profile_attacks(method: str) -> Callable[[World], list[Attack]]:
+    """B's key on A's user's profile: nothing to read or change (404); B's PUT and DELETE touch B's own."""
+    expected = {"GET": (404, None, "read"), "PATCH": (404, {"traits": {"b": 1}}, "read")}
+    expected |= {"PUT": (201, {"traits": {"b": 1}}, "write"), "DELETE": (204, None, "erase")}
+    status, body, phase = expected[method]
+    check = expect_new_profile_of_b if method == "PUT" else None
+
+    def attacks(w: World) -> list[Attack]:
+        path = f"/v1/users/{VICTIM}/profile"
+        return [
+            Attack("B key, A user id", method, path, w.b_key, status, body=body, check=check, phase=phase),
+            Attack(
+                "B key, A tenant id in query/header",
+                method,
+                with_tenant_hint(path, w.a_id),
+                w.b_key,
+                # A second PUT replaces B's own profile made by the first
+                200 if method == "PUT" else status,
+                body=body,
+                headers={TENANT_HINT_HEADER: w.a_id},
+                check=check,
+                phase=phase,
+            ),
+        ]
+
+    return attacks
+
+
+def lookup_attacks(w: World) -> list[Attack]:
+    paths = [f"/v1/profiles?{urlencode({'email': email})}" for email in (w.a_email, w.a_email.upper())]
+    return [
+        *(Attack("B key, A email", "GET", path, w.b_key, 200, check=expect_no_profiles) for path in paths),
+        Attack(
+            "B key, A tenant id in query/header",
+            "GET",
+            with_tenant_hint(paths[0], w.a_id),
+            w.b_key,
+            200,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_no_profiles,
+        ),
+    ]
+
+
+def create_export_attacks(w: World) -> list[Attack]:
+    # B's export of "victim" is B's (of nothing of A's): checked in what B can read afterwards.
+    return [
+        Attack(
+            "B key, A user id",
+            "POST",
+            f"/v1/users/{VICTIM}/exports",
+            w.b_key,
+            202,
+            headers={TENANT_HINT_HEADER: w.a_id},
+            check=expect_pending_export,
+            phase="write",
+        )
+    ]
+
+
+def export_attacks(w: World) -> list[Attack]:
+    return foreign_id_attacks("B key, A export id", f"/v1/exports/{w.a_export_id}", w)
+
+
 def no_attacks(_w: World) -> list[Attack]:
     return []
 
@@ -620,6 +729,13 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
     ("PATCH", "/v1/tenants/{tenant_id}"): ("admin", no_attacks),
     ("POST", "/v1/tenants/{tenant_id}/keys"): ("admin", no_attacks),
     ("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}"): ("admin", no_attacks),
+    ("PUT", "/v1/users/{user_id}/profile"): ("tenant", profile_attacks("PUT")),
+    ("PATCH", "/v1/users/{user_id}/profile"): ("tenant", profile_attacks("PATCH")),
+    ("GET", "/v1/users/{user_id}/profile"): ("tenant", profile_attacks("GET")),
+    ("DELETE", "/v1/users/{user_id}/profile"): ("tenant", profile_attacks("DELETE")),
+    ("GET", "/v1/profiles"): ("tenant", lookup_attacks),
+    ("POST", "/v1/users/{user_id}/exports"): ("tenant", create_export_attacks),
+    ("GET", "/v1/exports/{export_id}"): ("tenant", export_attacks),
 }
 
 
@@ -643,6 +759,7 @@ def concrete(w: World, method: str, route: str) -> tuple[str, Any]:
         .replace("{erasure_id}", w.a_erasure_id)
         .replace("{action}", A_ACTION)
         .replace("{name}", A_TYPE)
+        .replace("{export_id}", w.a_export_id)
     )
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/events"): {"event_id": "victim-1", "user_id": VICTIM, "action": "x"},
@@ -651,6 +768,8 @@ def concrete(w: World, method: str, route: str) -> tuple[str, Any]:
         ("PATCH", "/v1/tenants/{tenant_id}"): {"active": False},
         ("POST", "/v1/event-types"): {"name": A_TYPE, "points": 0},
         ("PATCH", "/v1/event-types/{name}"): {"points": 0},
+        ("PUT", "/v1/users/{user_id}/profile"): {"traits": {"intruder": True}},
+        ("PATCH", "/v1/users/{user_id}/profile"): {"traits": {"intruder": True}},
     }
     return path, bodies.get((method, route))
 
@@ -746,6 +865,19 @@ def check_a_untouched_and_b_kept_its_own(world: World, outcome: Outcome) -> None
         outcome.failures.append("A's event types changed during the attacks")
     if send(stack, "GET", "/v1/stats/daily", key=str(world.a_second_key["api_key"])).status != 200:
         outcome.failures.append("A's second key stopped working")
+    # A: the same profile, found by its email; the same export, downloadable
+    a_profile_now = send(stack, "GET", f"/v1/users/{VICTIM}/profile", key=world.a_key).body
+    if {name: a_profile_now.get(name) for name in a_profile(world)} != a_profile(world):
+        outcome.failures.append(f"A's profile changed during the attacks: {a_profile_now}")
+    found = send(stack, "GET", f"/v1/profiles?{urlencode({'email': world.a_email})}", key=world.a_key).body
+    if [item["user_id"] for item in found["items"]] != [VICTIM]:
+        outcome.failures.append(f"A's profile is no longer found by its email: {found}")
+    if send(stack, "GET", f"/v1/exports/{world.a_export_id}", key=world.a_key).body.get("status") != "completed":
+        outcome.failures.append("A's export changed during the attacks")
+    # B: what B can read of its own "victim" holds nothing of A's
+    b_profile = send(stack, "GET", f"/v1/users/{VICTIM}/profile", key=world.b_key)
+    if b_profile.status == 200 and world.marker in json.dumps(b_profile.body):
+        outcome.failures.append("B's profile holds A's data")
     # B: its victim has exactly the events B sent, none of A's content or received_at
     b_events = all_events(stack, world.b_key, VICTIM)
     if sorted(event["event_id"] for event in b_events) != ["victim-1", "victim-2", "victim-3"]:

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_stack.aws import create_secrets, create_tables
+from local_stack.aws import create_tables
+from local_stack.resources import create_resources
 from local_stack.template import Template, load_template
 
 from .support import Functions, load_function_module
@@ -76,7 +77,8 @@ def create_default_usage_plan(apigateway: Any, template: Template) -> None:
 
 @pytest.fixture
 def dynamodb(template: Template, boto_session: boto3.Session) -> Iterator[Any]:
-    """A fresh moto AWS: every table, secret and the default usage plan of the template (made by ``local_stack``)."""
+    """A fresh moto AWS: every table, key, secret and bucket of the template (created by ``local_stack``)
+    and the default usage plan."""
     from tracker.adapters.signing_keys import signing_keys
 
     signing_keys.cache_clear()  # its versions belong to the previous test's secret
@@ -84,7 +86,7 @@ def dynamodb(template: Template, boto_session: boto3.Session) -> Iterator[Any]:
         client = boto_session.client("dynamodb")
         create_tables(client, template)
         create_default_usage_plan(boto_session.client("apigateway"), template)
-        create_secrets(boto_session.client("secretsmanager"), template)
+        create_resources(boto_session.client, template)
         yield client
 
 

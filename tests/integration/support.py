@@ -112,6 +112,8 @@ class Functions:
             return self.template.api.authorizer_function
         if "erasure_id" in event and "httpMethod" not in event:
             return "EraseWorkerFunction"  # the asynchronous invocation the erasure function makes
+        if "export_id" in event and "httpMethod" not in event:
+            return "ExportWorkerFunction"  # the asynchronous invocation the exports function makes
         if "httpMethod" not in event:
             # A scheduled event (an EventBridge rule's, or a Scheduler's input): the scheduled function.
             (scheduled,) = [logical_id for logical_id, spec in self.template.functions.items() if spec.schedules]

@@ -19,8 +19,10 @@ import pytest
 from local_stack.template import Template
 from tests.iam import allows
 from tracker.adapters.catalog_table import DynamoEventTypeStore
+from tracker.adapters.profiles_table import DynamoProfileStore
 from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.events import prepare_event
+from tracker.profile_models import ExportRecord, ProfileRecord
 from tracker.records import ApiKeyRecord, ErasureRecord, EventTypeRecord, PropertyRule, TenantRecord
 from tracker.tenants import hash_api_key
 
@@ -61,6 +63,14 @@ EXPECTED: dict[str, int | str] = {
     "event_types/get.json": 200,
     "event_types/update.json": 200,
     "event_types/delete.json": 204,
+    "profiles/put_profile.json": 201,
+    "profiles/patch_profile.json": 200,
+    "profiles/get_profile.json": 200,
+    "profiles/delete_profile.json": 204,
+    "profiles/find_profiles.json": 200,
+    "exports/create_export.json": 202,
+    "exports/get_export.json": 200,
+    "export_worker/export.json": "completes",
 }
 NOT_EVENTS = {"env.json"}
 SAMPLE_FILES = sorted(
@@ -102,7 +112,8 @@ def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
             updated_at=now,
         )
     )
-    register_erase_worker(template)
+    seed_profile_and_export(template, client, tenant_id, user_id, now)
+    register_workers(template)
     DynamoEventTypeStore(
         client, template.functions["EventTypesFunction"].environment["CATALOG_TABLE"]
     ).create_event_type(
@@ -119,19 +130,44 @@ def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
     return {"tenant_id": tenant_id, "key_id": key_id, "user_id": user_id}
 
 
-def register_erase_worker(template: Template) -> None:
-    """The worker the erasure function hands off to, as a function moto accepts asynchronous invocations of."""
-    role = boto3.client("iam").create_role(RoleName="erase-worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+def seed_profile_and_export(template: Template, client: Any, tenant_id: str, user_id: str, now: datetime) -> None:
+    """The sample user's profile, and the export the export samples name (pending)."""
+    store = DynamoProfileStore(client, template.functions["ProfilesFunction"].environment["PROFILES_TABLE"])
+    fields = {"email": "grace@example.com", "first_name": "Grace", "phone": "+380441234567"}
+    profile = ProfileRecord(tenant_id=tenant_id, user_id=user_id, fields=fields, created_at=now, updated_at=now)
+    assert store.save_profile(profile, None, None)
+    export_id = sample_event("export_worker/export.json")["export_id"]
+    store.create_export(
+        ExportRecord(
+            tenant_id=tenant_id,
+            export_id=export_id,
+            user_id=user_id,
+            status="pending",
+            events=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def register_workers(template: Template) -> None:
+    """The workers the erasure and exports functions hand off to, as functions moto accepts asynchronous
+    invocations of."""
+    role = boto3.client("iam").create_role(RoleName="worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
-    boto3.client("lambda").create_function(
-        FunctionName=template.functions["ErasureFunction"].environment["ERASE_WORKER_FUNCTION"],
-        Runtime="python3.11",
-        Role=role,
-        Handler="app.lambda_handler",
-        Code={"ZipFile": code.getvalue()},
-    )
+    for function, variable in (
+        ("ErasureFunction", "ERASE_WORKER_FUNCTION"),
+        ("ExportsFunction", "EXPORT_WORKER_FUNCTION"),
+    ):
+        boto3.client("lambda").create_function(
+            FunctionName=template.functions[function].environment[variable],
+            Runtime="python3.11",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": code.getvalue()},
+        )
 
 
 def test_every_sample_event_has_an_expected_answer() -> None:

@@ -183,6 +183,7 @@ def erase_in_process(functions: Functions, monkeypatch: pytest.MonkeyPatch) -> N
         functions.invoke("EraseWorkerFunction", {"tenant_id": record.tenant_id, "erasure_id": record.erasure_id})
 
     monkeypatch.setattr(functions.modules["ErasureFunction"], "start_erasure_worker", start)
+    monkeypatch.setattr(functions.modules["ExportsFunction"], "start_export_worker", lambda _record: None)
 
 
 @pytest.fixture
@@ -303,6 +304,7 @@ def call_every_route(session: Session, tenant_id: str, api_key: str, name: str) 
         tenant_event(tenant_id, "POST", "/v1/auth/token"),
         api_event("OPTIONS", "/v1/events", authorizer=None),  # a preflight: no key is read
         api_event("OPTIONS", "/v1/events/batch", authorizer=None),
+        *profile_calls(tenant_id),
     ]
     for call in tenant_calls:
         session.http(call, api_key)
@@ -330,6 +332,22 @@ def call_every_route(session: Session, tenant_id: str, api_key: str, name: str) 
     ]
     for call in admin_calls:
         session.http(call, api_key)
+
+
+def profile_calls(tenant_id: str) -> list[dict[str, Any]]:
+    """The profile and export routes, on success and error paths."""
+    user = {"user_id": USER}
+    profile = "/v1/users/{user_id}/profile"
+    return [
+        tenant_event(tenant_id, "PUT", profile, path_parameters=user, body={"email": "a@example.com"}),
+        tenant_event(tenant_id, "PUT", profile, path_parameters=user, body={"phone": "12345"}),  # 422
+        tenant_event(tenant_id, "PATCH", profile, path_parameters=user, body={"email": None}),
+        tenant_event(tenant_id, "GET", profile, path_parameters=user),
+        tenant_event(tenant_id, "DELETE", profile, path_parameters=user),
+        tenant_event(tenant_id, "GET", "/v1/profiles", query={"email": "a@example.com"}),
+        tenant_event(tenant_id, "POST", "/v1/users/{user_id}/exports", path_parameters=user),
+        tenant_event(tenant_id, "GET", "/v1/exports/{export_id}", path_parameters={"export_id": "exp_unknown"}),
+    ]
 
 
 # ---------------------------------------------------------------- tests

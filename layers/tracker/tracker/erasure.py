@@ -1,4 +1,4 @@
-"""Erasure of a user's data on request (GDPR): every event and per-user aggregate, in the background.
+"""Erasure of a user's data on request (GDPR): profile, exports, every event and per-user aggregate, in the background.
 
 The API records the request and starts a worker; the worker deletes the user's events page by
 page, then the user's aggregates, and can be run again at any point until it completes. Tenant-
@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 
 from tracker.errors import NotFound
-from tracker.interfaces import ErasureStore, UserAggregateEraser, UserEventEraser
+from tracker.interfaces import ErasureStore, ProfileEraser, UserAggregateEraser, UserEventEraser
 from tracker.models import ErasureAccepted, ErasureOut
 from tracker.records import ErasureRecord
 from tracker.timefmt import utc_now
@@ -23,6 +23,7 @@ def erasure_out(record: ErasureRecord) -> ErasureOut:
         user_id=record.user_id,
         status=record.status,
         deleted_events=record.deleted_events,
+        deleted_profiles=record.deleted_profiles,
         created_at=record.created_at,
         updated_at=record.updated_at,
     )
@@ -59,6 +60,8 @@ def erase_user(
     aggregates: UserAggregateEraser,
     tenant_id: str,
     erasure_id: str,
+    *,
+    profiles: ProfileEraser,
 ) -> ErasureOut:
     """Runs (or resumes) an erasure to its end; marks it failed and re-raises on an error."""
     record = store.get_erasure(tenant_id, erasure_id)
@@ -68,6 +71,8 @@ def erase_user(
         return erasure_out(record)
     store.set_erasure_status(tenant_id, erasure_id, "running", utc_now())
     try:
+        # First the profile and the export files: an export running now then fails rather than keep erased data.
+        store.add_deleted_profiles(tenant_id, erasure_id, profiles.erase_profile(tenant_id, record.user_id))
         for keys in events.user_event_pages(tenant_id, record.user_id):
             events.delete_events(keys)
             store.add_deleted_events(tenant_id, erasure_id, len(keys))

@@ -332,3 +332,15 @@ def query_user_events(
             query = replace(query, after=records[-1].occurred_key)
     next_cursor = encode_cursor(records[-1].occurred_key, binding) if more and records else None
     return EventPage(items=items, next_cursor=next_cursor)
+
+
+def event_out(record: EventRecord) -> EventOut:
+    """An event as the API (and an export file) shows it."""
+    return EventOut(
+        event_id=record.event_id,
+        user_id=record.user_id,
+        action=record.action,
+        occurred_at=record.occurred_at,
+        received_at=record.received_at,
+        metadata=record.metadata,
+    )

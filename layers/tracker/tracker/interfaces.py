@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from tracker.aggregates import AggregateKey, Chunk, ReceivedEvent, UserDayActions
+from tracker.profile_models import ExportPart, ExportRecord, ProfileRecord
 from tracker.records import (
     ApiKeyRecord,
     ErasureRecord,
@@ -163,6 +164,8 @@ class ErasureStore(Protocol):
 
     def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None: ...
 
+    def add_deleted_profiles(self, tenant_id: str, erasure_id: str, count: int) -> None: ...
+
 
 class UserEventEraser(Protocol):
     def user_event_pages(self, tenant_id: str, user_id: str) -> Iterator[list[str]]:
@@ -240,3 +243,64 @@ class EventTypeStore(Protocol):
         A page may hold fewer than ``limit`` types with a position when the store stopped reading
         at its budget (a search that matches little in a very large catalog).
         """
+
+
+# ---------------------------------------------------------------- profiles and exports
+
+
+class ProfileStore(Protocol):
+    """Profiles, in a table of their own encrypted with a key of its own."""
+
+    def get_profile(self, tenant_id: str, user_id: str) -> ProfileRecord | None: ...
+
+    def save_profile(self, record: ProfileRecord, email_key: str | None, expected_version: int | None) -> bool:
+        """Writes the profile (version ``expected_version + 1``, 0 when new) unless another write came first
+        (False); ``email_key`` is the keyed hash its email is found by."""
+
+    def delete_profile(self, tenant_id: str, user_id: str) -> bool:
+        """False when there was no profile."""
+
+    def find_by_email_key(self, tenant_id: str, email_key: str) -> list[ProfileRecord]:
+        """The tenant's profiles whose email has this keyed hash, by user id."""
+
+
+class LookupKeySource(Protocol):
+    def lookup_key(self) -> bytes:
+        """The secret key of the email lookup's HMAC."""
+
+
+class ExportStore(Protocol):
+    def create_export(self, record: ExportRecord) -> None: ...
+
+    def get_export(self, tenant_id: str, export_id: str) -> ExportRecord | None: ...
+
+    def save_export(self, record: ExportRecord, expected_version: int) -> bool:
+        """Stores the record (its ``version`` is ``expected_version + 1``); False when another write came first."""
+
+    def user_export_ids(self, tenant_id: str, user_id: str) -> list[str]: ...
+
+
+class ExportFiles(Protocol):
+    """Where export files go (an S3 bucket of the stack)."""
+
+    def put_file(self, key: str, body: bytes) -> None: ...
+
+    def start_upload(self, key: str) -> str:
+        """A multipart upload's id."""
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
+        """The part's ETag."""
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[ExportPart]) -> None: ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+    def delete_file(self, key: str) -> None: ...
+
+    def download_url(self, key: str, seconds: int) -> str:
+        """A presigned GET URL, valid ``seconds``."""
+
+
+class ProfileEraser(Protocol):
+    def erase_profile(self, tenant_id: str, user_id: str) -> int:
+        """Deletes the user's profile and export files (their exports then say so); returns 1 for a profile."""

@@ -53,7 +53,7 @@ def _nfc(value: Any) -> Any:
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
 
-def _no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> str:
     if any(unicodedata.category(char) == "Cc" for char in value):
         raise ValueError("must not contain control characters")
     return value
@@ -138,7 +138,7 @@ ResourceId = EventId
 Action = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # The before-validator is written last: it still runs first, and the constraints stay intact.
 UserId = Annotated[
-    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters), BeforeValidator(_nfc)
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(no_control_characters), BeforeValidator(_nfc)
 ]
 Metadata = Annotated[dict[str, Any] | None, AfterValidator(_metadata_shape)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_timezone)]
@@ -363,7 +363,7 @@ def _searchable(value: str) -> str:
     return value
 
 
-PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters)]
+PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(no_control_characters)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS), AfterValidator(_text_characters)]
 Points = Annotated[StrictInt, Field(ge=0, le=MAX_POINTS, description="Whole points, 0 to 1,000,000.")]
 SearchText = Annotated[str, StringConstraints(max_length=MAX_SEARCH_CHARS), AfterValidator(_searchable)]
@@ -512,5 +512,6 @@ class ErasureOut(BaseModel):
     user_id: str
     status: ErasureStatus
     deleted_events: int
+    deleted_profiles: int = Field(default=0, description="1 when the user's profile was erased.")
     created_at: UtcTimestamp
     updated_at: UtcTimestamp

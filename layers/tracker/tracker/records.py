@@ -122,6 +122,7 @@ class ErasureRecord(BaseModel):
     deleted_events: int
     created_at: datetime
     updated_at: datetime
+    deleted_profiles: int = 0
 
 
 PropertyType = Literal["number", "string", "boolean"]

@@ -39,6 +39,15 @@ class Settings(BaseModel):
     # How long an ingest execution environment keeps an event type (or its absence) it read from the
     # catalog: an edit of the catalog applies to the tracking plan at most this long after it.
     catalog_cache_seconds: float = Field(default=30, ge=0, le=3600)
+    # Profiles and exports (a table, a secret and a bucket of their own).
+    profiles_table: str = ""
+    profile_lookup_secret: str = ""
+    exports_bucket: str = ""
+    export_worker_function: str = ""
+    # An export file is uploaded in parts of this size (S3's least is 5 MiB); a worker stops after a part
+    # once less than the margin is left of its time, and a next invocation resumes after that part.
+    export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    export_deadline_margin_ms: int = Field(default=120_000, ge=0)
 
 
 class ConfigurationError(RuntimeError):

@@ -1,4 +1,4 @@
-"""Starting another function asynchronously (the erasure worker); the only Lambda client."""
+"""Starting another function asynchronously (the erasure and export workers); the only Lambda client."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from tracker.adapters.clients import client_config, translated_errors
+from tracker.profile_models import ExportRecord
 from tracker.records import ErasureRecord
 from tracker.settings import require_settings
 
@@ -21,12 +22,18 @@ def lambda_client() -> LambdaClient:
     return boto3.client("lambda", config=client_config())
 
 
+def _invoke_async(function: str, payload: dict[str, str]) -> None:
+    with translated_errors("Lambda"):
+        lambda_client().invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(payload).encode())
+
+
 def start_erasure_worker(record: ErasureRecord) -> None:
     """Hands the erasure to the worker function (an asynchronous invocation, retried by Lambda)."""
     payload = {"tenant_id": record.tenant_id, "erasure_id": record.erasure_id}
-    with translated_errors("Lambda"):
-        lambda_client().invoke(
-            FunctionName=require_settings("erase_worker_function").erase_worker_function,
-            InvocationType="Event",
-            Payload=json.dumps(payload).encode(),
-        )
+    _invoke_async(require_settings("erase_worker_function").erase_worker_function, payload)
+
+
+def start_export_worker(record: ExportRecord) -> None:
+    """Hands the export to the worker function (again, to resume it); asynchronous, retried by Lambda."""
+    payload = {"tenant_id": record.tenant_id, "export_id": record.export_id}
+    _invoke_async(require_settings("export_worker_function").export_worker_function, payload)

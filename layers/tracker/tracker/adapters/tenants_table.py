@@ -272,6 +272,7 @@ class DynamoErasureStore:
             user_id=item["user_id"]["S"],
             status=item["status"]["S"],
             deleted_events=int(item["deleted_events"]["N"]),
+            deleted_profiles=int(item.get("deleted_profiles", {"N": "0"})["N"]),
             created_at=parse_utc(item["created_at"]["S"]),
             updated_at=parse_utc(item["updated_at"]["S"]),
         )
@@ -289,11 +290,17 @@ class DynamoErasureStore:
             )
 
     def add_deleted_events(self, tenant_id: str, erasure_id: str, count: int) -> None:
+        self._add(tenant_id, erasure_id, "deleted_events", count)
+
+    def add_deleted_profiles(self, tenant_id: str, erasure_id: str, count: int) -> None:
+        self._add(tenant_id, erasure_id, "deleted_profiles", count)
+
+    def _add(self, tenant_id: str, erasure_id: str, counter: str, count: int) -> None:
         with translated_errors():
             self._client.update_item(
                 TableName=self._table,
                 Key=_erasure_key(tenant_id, erasure_id),
-                UpdateExpression="ADD deleted_events :count",
+                UpdateExpression=f"ADD {counter} :count",
                 ExpressionAttributeValues={":count": {"N": str(count)}},
             )
 

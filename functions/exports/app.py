@@ -1,0 +1,51 @@
+"""Data export on request: POST /v1/users/{user_id}/exports and GET /v1/exports/{export_id}."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from tracker import exports
+from tracker.adapters.exports_bucket import export_files
+from tracker.adapters.lambda_invoke import start_export_worker
+from tracker.adapters.profiles_table import profile_store
+from tracker.profile_models import ExportAccepted, ExportOut, valid_user_id
+from tracker.rest import (
+    create_app,
+    documented,
+    error_responses,
+    lambda_entry,
+    model_response,
+    path_parameter,
+    tenant_id_of,
+)
+from tracker.settings import require_settings
+
+require_settings("profiles_table", "exports_bucket", "export_worker_function")  # fail at init, naming what is missing
+
+app = create_app()
+
+
+@app.post(
+    "/v1/users/<user_id>/exports",
+    summary="Export a user's profile and events as one NDJSON file (in the background)",
+    tags=["exports"],
+    responses={
+        202: {"description": "Export started", "content": {"application/json": {"model": ExportAccepted}}},
+        **error_responses(401, 403, 422, 429, 503),
+    },
+)
+def create_export(user_id: str) -> Response[ExportAccepted]:
+    user_id = valid_user_id(path_parameter(app, "user_id"))
+    accepted = exports.request_export(profile_store(), tenant_id_of(app), user_id, start_export_worker)
+    return model_response(202, accepted)
+
+
+@app.get(
+    "/v1/exports/<export_id>",
+    summary="The progress of an export, and its download URL once completed (valid 15 minutes)",
+    tags=["exports"],
+    responses=documented(ExportOut, 401, 403, 404, 429, 503),
+)
+def get_export(export_id: str) -> ExportOut:
+    return exports.get_export(profile_store(), export_files(), tenant_id_of(app), export_id)
+
+
+lambda_handler = lambda_entry(app)
