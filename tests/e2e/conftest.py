@@ -50,6 +50,8 @@ class Stack:
     aws: str
     admin_key: str
     process: subprocess.Popen[str]
+    ws: str = ""
+    """The WebSocket API (live activity): ``ws://127.0.0.1:{WS_PORT}``."""
 
     def request(
         self,
@@ -89,7 +91,7 @@ class Stack:
 
 
 def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
-    ports = {"PORT": free_port(), "LAMBDA_PORT": free_port(), "AWS_PORT": free_port()}
+    ports = {name: free_port() for name in ("PORT", "LAMBDA_PORT", "AWS_PORT", "WS_PORT", "WS_MANAGEMENT_PORT")}
     admin_key = "atk_e2e_" + secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -132,6 +134,7 @@ def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
         aws=f"http://127.0.0.1:{ports['AWS_PORT']}",
         admin_key=admin_key,
         process=process,
+        ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
     )
 
 
