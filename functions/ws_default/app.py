@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tracker import live
 from tracker.adapters.connections_table import connection_store
 from tracker.errors import ApiError
-from tracker.observability import logger, metrics, tracer
+from tracker.observability import logger, tracer
 from tracker.request_body import body_bytes
 from tracker.settings import require_settings
 
@@ -17,7 +17,6 @@ require_settings("connections_table")  # fail at init, naming what is missing
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
     connection_id = event["requestContext"]["connectionId"]
     try:

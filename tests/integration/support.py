@@ -110,6 +110,11 @@ class Functions:
             assert self.template.api is not None
             assert self.template.api.authorizer_function is not None
             return self.template.api.authorizer_function
+        route_key = (event.get("requestContext") or {}).get("routeKey")
+        if route_key is not None and "httpMethod" not in event:
+            return websocket_function(self.template, route_key)
+        if "Records" in event:
+            return "BroadcasterFunction"  # the only function fed by a stream
         if "erasure_id" in event and "httpMethod" not in event:
             return "EraseWorkerFunction"  # the asynchronous invocation the erasure function makes
         if "httpMethod" not in event:
@@ -134,6 +139,15 @@ class Functions:
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[str(name).lower()] = ", ".join(str(value) for value in values)
         return HttpAnswer(status=int(result["statusCode"]), headers=headers, body=body, raw=result)
+
+
+def websocket_function(template: Template, route_key: str) -> str:
+    """The function behind a route of the template's WebSocket API."""
+    from local_stack.websocket import websocket_spec
+
+    spec = websocket_spec(template)
+    assert spec is not None
+    return spec.routes[route_key]
 
 
 def event_store(template: Template, client: Any) -> DynamoEventStore:

@@ -50,6 +50,10 @@ EXPECTED: dict[str, int | str] = {
     "erasure/delete_user.json": 202,
     "erasure/get_erasure.json": 200,
     "erase_worker/erase.json": "completes",
+    "ws_connect/connect.json": "completes",
+    "ws_default/subscribe.json": "completes",
+    "ws_disconnect/disconnect.json": "completes",
+    "broadcaster/stream_insert.json": "completes",
 }
 NOT_EVENTS = {"env.json"}
 SAMPLE_FILES = sorted(
