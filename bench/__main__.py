@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "live")
 SIZES = {
     "full": {
         "import_rounds": 7,
@@ -37,6 +37,9 @@ SIZES = {
         "stats_small": 10_000,
         "stats_large": 200_000,
         "stats_users": 200,
+        "live_clients": 100,
+        "live_rate": 500,
+        "live_seconds": 30,
     },
     "quick": {
         "import_rounds": 3,
@@ -48,6 +51,9 @@ SIZES = {
         "stats_small": 2_000,
         "stats_large": 20_000,
         "stats_users": 40,
+        "live_clients": 20,
+        "live_rate": 100,
+        "live_seconds": 5,
     },
 }
 
@@ -100,6 +106,10 @@ def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
             new_events=sizes["rollup_new_events"],
             check_events=(sizes["rollup_check_old_events"], sizes["rollup_check_new_events"]),
         )
+    if name == "live":
+        from bench import live
+
+        return live.run(sizes["live_clients"], sizes["live_rate"], sizes["live_seconds"])
     from bench import stats_cost
 
     return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
@@ -125,6 +135,9 @@ def invalid_measurements(results: dict[str, Any]) -> list[str]:
             for size in ("small", "large"):
                 if not measured[size]["answer_matches_data"]:
                     problems.append(f"stats {route} ({size}): the answer does not match the data")
+    live = results.get("live")
+    if live and not live["all_exact"]:
+        problems.append("live: some client did not receive exactly its user's events")
     return problems
 
 

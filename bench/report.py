@@ -142,6 +142,22 @@ def _stats(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _live(section: dict[str, Any]) -> list[str]:
+    ingest, lag, stop = section["ingest"], section["lag_ms"], section["stop"]
+    return [
+        f"5. Live activity: {section['clients']} WebSocket clients (one user each), "
+        f"{ingest['events_per_second']} events/s for {ingest['seconds']} s "
+        f"(target {section['target_events_per_second']}/s for {section['target_seconds']} s)",
+        f"   messages {section['messages_delivered']:,} of {section['messages_expected']:,} expected; "
+        f"duplicates {section['duplicates']}, foreign {section['foreign_messages']}; "
+        f"clients exact {section['clients_exact']}/{section['clients']}",
+        f"   broadcast lag (received_at -> client): p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms; "
+        f"within 2 s: {section['within_2s']}",
+        f"   stopped with every client connected: exit {stop.get('exit_status')} in {stop.get('seconds_to_exit')} s, "
+        f"clean {stop.get('clean')}; client close codes {section['close_codes']}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -150,7 +166,13 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs, load average {meta['load_average_at_start'][0]} -> {meta['load_average_at_end'][0]}, "
         f"{meta['total_seconds']} s",
     ]
-    for name, render_section in (("imports", _imports), ("ingest", _ingest), ("rollup", _rollup), ("stats", _stats)):
+    for name, render_section in (
+        ("imports", _imports),
+        ("ingest", _ingest),
+        ("rollup", _rollup),
+        ("stats", _stats),
+        ("live", _live),
+    ):
         if name in results:
             lines += ["", *render_section(results[name]), f"   ({meta['section_seconds'][name]} s)"]
         elif name in meta["errors"]:

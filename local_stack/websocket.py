@@ -53,6 +53,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_POST_BYTES = 128 * 1024  # API Gateway's limit on one posted message
 INVOKE_THREADS = 32
 CLOSE_TIMEOUT_SECONDS = 1.0
+HANDSHAKE_TIMEOUT_SECONDS = 29.0
 POST_TIMEOUT_SECONDS = 5.0
 _MANAGEMENT_PATH = re.compile(r"^(?:/[^/]+)?/@connections/([^/]+)$")
 
@@ -207,6 +208,9 @@ class LocalWebSocketApi:
             max_size=MAX_MESSAGE_BYTES,
             write_limit=WRITE_LIMIT_BYTES,
             close_timeout=CLOSE_TIMEOUT_SECONDS,
+            # The handshake waits for $connect: a cold start and a queue of busy workers, as API
+            # Gateway waits for its integration (29 s).
+            open_timeout=HANDSHAKE_TIMEOUT_SECONDS,
             server_header="local-stack",
         )
 
