@@ -41,6 +41,8 @@ class Watcher:
         self.user_id = user_id
         self.event_ids: list[str] = []
         self.lags_ms: list[float] = []
+        """From the event's ``received_at`` to its arrival."""
+        self.arrivals: dict[str, float] = {}
         self.others: list[str] = []
         self.close_code: int | None = None
         self.connection: ClientConnection | None = None
@@ -61,6 +63,7 @@ class Watcher:
                         continue
                     event = body["event"]
                     self.event_ids.append(event["event_id"])
+                    self.arrivals[event["event_id"]] = arrived
                     received = datetime.fromisoformat(event["received_at"].replace("Z", "+00:00")).timestamp()
                     self.lags_ms.append((arrived - received) * 1000)
                     if event["user_id"] != self.user_id:
@@ -70,8 +73,13 @@ class Watcher:
             self.close_code = connection.close_code
 
 
-def _ingest(port: int, key: str, rate: int, seconds: int, users: int) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Posts ``rate`` events a second for ``seconds``; the accepted event ids of each user, and the pacing."""
+def _ingest(
+    port: int, key: str, rate: int, seconds: int, users: int, *, answered: dict[str, float]
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Posts ``rate`` events a second for ``seconds``; the accepted event ids of each user, and the pacing.
+
+    ``answered`` gets the time each accepted event's ingest answer arrived.
+    """
     per_batch = max(1, rate // BATCHES_PER_SECOND)
     total_batches = seconds * BATCHES_PER_SECOND
     accepted: dict[str, list[str]] = defaultdict(list)
@@ -95,6 +103,7 @@ def _ingest(port: int, key: str, rate: int, seconds: int, users: int) -> tuple[d
                     for index in range(per_batch)
                 ]
                 status, body, _headers = client.request("POST", "/v1/events/batch", key, {"events": events})
+                answer_time = time.time()
                 if status != 200:
                     with lock:
                         problems.append(f"{status}: {json.dumps(body)[:200]}")
@@ -103,6 +112,7 @@ def _ingest(port: int, key: str, rate: int, seconds: int, users: int) -> tuple[d
                     for result in body["results"]:
                         if result["status"] == "accepted":
                             accepted[events[result["index"]]["user_id"]].append(result["event_id"])
+                            answered[result["event_id"]] = answer_time
                         else:
                             problems.append(f"{result['status']}: {json.dumps(result)[:200]}")
         finally:
@@ -140,7 +150,10 @@ async def _load(stack: Any, clients: int, rate: int, seconds: int) -> dict[str, 
     connect_seconds = time.perf_counter() - started
     log(f"live: {clients} clients connected and subscribed in {connect_seconds:.1f} s; ingesting")
     # Half the users are watched, half not: the broadcaster must leave those out.
-    accepted, ingest = await asyncio.to_thread(_ingest, stack.port, tenant["api_key"], rate, seconds, clients * 2)
+    answered: dict[str, float] = {}
+    accepted, ingest = await asyncio.to_thread(
+        _ingest, stack.port, tenant["api_key"], rate, seconds, clients * 2, answered=answered
+    )
     expected = {watcher.user_id: accepted.get(watcher.user_id, []) for watcher in watchers}
     deadline = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < deadline and any(
@@ -151,6 +164,7 @@ async def _load(stack: Any, clients: int, rate: int, seconds: int) -> dict[str, 
     return {
         "watchers": watchers,
         "expected": expected,
+        "answered": answered,
         "ingest": ingest,
         "connect_seconds": connect_seconds,
         "tasks": tasks,
@@ -178,6 +192,14 @@ def run(clients: int, rate: int, seconds: int) -> dict[str, Any]:
         if Counter(watcher.event_ids) == Counter(expected[watcher.user_id]) and not watcher.others
     ]
     lags = [lag for watcher in watchers for lag in watcher.lags_ms]
+    answered: dict[str, float] = outcome["answered"]
+    # Negative when the push beat the ingest answer back to the client.
+    after_answer = [
+        (arrived - answered[event_id]) * 1000
+        for watcher in watchers
+        for event_id, arrived in watcher.arrivals.items()
+        if event_id in answered
+    ]
     delivered = sum(len(watcher.event_ids) for watcher in watchers)
     return {
         "clients": clients,
@@ -197,6 +219,13 @@ def run(clients: int, rate: int, seconds: int) -> dict[str, Any]:
             "max": round(max(lags), 1) if lags else None,
         },
         "within_2s": round(sum(lag <= 2000 for lag in lags) / len(lags), 4) if lags else None,
+        "after_answer_ms": {
+            "p50": round(median(after_answer), 1) if after_answer else None,
+            "p99": round(percentile(after_answer, 0.99), 1) if after_answer else None,
+        },
+        "within_2s_of_answer": (
+            round(sum(lag <= 2000 for lag in after_answer) / len(after_answer), 4) if after_answer else None
+        ),
         "stop": stack.stop,
         "close_codes": dict(Counter(str(w.close_code) for w in watchers)),
     }

@@ -153,6 +153,8 @@ def _live(section: dict[str, Any]) -> list[str]:
         f"clients exact {section['clients_exact']}/{section['clients']}",
         f"   broadcast lag (received_at -> client): p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms; "
         f"within 2 s: {section['within_2s']}",
+        f"   from the ingest answer to the client: p50 {section['after_answer_ms']['p50']} ms, "
+        f"p99 {section['after_answer_ms']['p99']} ms; within 2 s: {section['within_2s_of_answer']}",
         f"   stopped with every client connected: exit {stop.get('exit_status')} in {stop.get('seconds_to_exit')} s, "
         f"clean {stop.get('clean')}; client close codes {section['close_codes']}",
     ]
