@@ -215,22 +215,34 @@ class LocalWebSocketApi:
         )
 
     def stop(self) -> None:
-        """Closes every connection (1001, going away) without running ``$disconnect``: the stack is stopping."""
+        """Closes every connection (1001, going away) without running ``$disconnect``: the stack is stopping.
+
+        A client that does not read cannot take the close frame: its connection is aborted after
+        ``CLOSE_TIMEOUT_SECONDS``.
+        """
         self._closing = True
         if self._server is not None:
-            server = self._server
-
-            async def close() -> None:
-                server.close(close_connections=True)
-                await server.wait_closed()
-
             try:
-                asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=CLOSE_TIMEOUT_SECONDS * 3)
+                asyncio.run_coroutine_threadsafe(self._shutdown(self._server), self._loop).result(
+                    timeout=CLOSE_TIMEOUT_SECONDS * 5
+                )
             except TimeoutError:
-                logger.warning("Some WebSocket connections did not close in time")
+                logger.warning("The WebSocket server did not stop in time")
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._invokers.shutdown(wait=False, cancel_futures=True)
+
+    async def _shutdown(self, server: Server) -> None:
+        server.close(close_connections=True)
+        try:
+            await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT_SECONDS * 2)
+        except TimeoutError:
+            for connection in list(server.connections):
+                connection.transport.abort()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     # ------------------------------------------------------------ routes
 
