@@ -233,6 +233,18 @@ class EventFilter:
         )
 
 
+def event_out(record: EventRecord) -> EventOut:
+    """An event as the API shows it (the query routes and the live feed)."""
+    return EventOut(
+        event_id=record.event_id,
+        user_id=record.user_id,
+        action=record.action,
+        occurred_at=record.occurred_at,
+        received_at=record.received_at,
+        metadata=record.metadata,
+    )
+
+
 def query_user_events(
     store: EventStore, tenant_id: str, user_id: str, event_filter: EventFilter, cursor: str | None
 ) -> EventPage:
@@ -254,16 +266,6 @@ def query_user_events(
         records, more = store.query_user_events(query)
     except TemporarilyUnavailable:
         raise Unavailable("The event store is busy; retry the query.") from None
-    items = [
-        EventOut(
-            event_id=record.event_id,
-            user_id=record.user_id,
-            action=record.action,
-            occurred_at=record.occurred_at,
-            received_at=record.received_at,
-            metadata=record.metadata,
-        )
-        for record in records
-    ]
+    items = [event_out(record) for record in records]
     next_cursor = encode_cursor(records[-1].occurred_key, binding) if more and records else None
     return EventPage(items=items, next_cursor=next_cursor)

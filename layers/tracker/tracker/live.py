@@ -29,6 +29,7 @@ from tracker.errors import (
     field_error,
     pydantic_details,
 )
+from tracker.events import event_out
 from tracker.interfaces import (
     ConnectionGone,
     ConnectionStore,
@@ -38,7 +39,7 @@ from tracker.interfaces import (
     TenantStore,
     TooManySubscriptions,
 )
-from tracker.models import EventOut, UserId
+from tracker.models import UserId
 from tracker.records import EventRecord, RateLimitRecord
 from tracker.request_body import parse_json
 
@@ -135,15 +136,8 @@ def error_message(error: ApiError) -> dict[str, Any]:
 
 def event_message(record: EventRecord) -> bytes:
     """The message a subscriber receives: ``{"type": "event", "event": {event out}}``."""
-    event = EventOut(
-        event_id=record.event_id,
-        user_id=record.user_id,
-        action=record.action,
-        occurred_at=record.occurred_at,
-        received_at=record.received_at,
-        metadata=record.metadata,
-    )
-    return json.dumps({"type": "event", "event": event.model_dump(mode="json")}, ensure_ascii=False).encode()
+    event = event_out(record).model_dump(mode="json")
+    return json.dumps({"type": "event", "event": event}, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- broadcast
