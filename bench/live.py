@@ -110,7 +110,8 @@ def _ingest(
                     continue
                 with lock:
                     for result in body["results"]:
-                        if result["status"] == "accepted":
+                        # A duplicate here is a batch resent after its answer was lost: stored all the same.
+                        if result["status"] in {"accepted", "duplicate"}:
                             accepted[events[result["index"]]["user_id"]].append(result["event_id"])
                             answered[result["event_id"]] = answer_time
                         else:
