@@ -5,6 +5,8 @@
 2. Ingest throughput through the local stack (``python -m local_stack run``), sequential and concurrent.
 3. The rollup's DynamoDB requests and items read per event, with and without 100,000 older events.
 4. The statistics routes' DynamoDB requests and items read, with 10,000 and 200,000 events behind them.
+5. Live activity: 100 WebSocket clients and 500 events/s for 30 s through the local stack; every client must
+   receive exactly its user's events; the broadcast lag p50/p99 (``bench/live.py``).
 
 The report goes to stdout and, as JSON, to ``.bench/results.json``; nothing else is written in the repository
 (bytecode goes to a directory under the system's temporary directory).
