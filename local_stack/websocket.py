@@ -347,15 +347,16 @@ class LocalWebSocketApi:
         except ConnectionClosed:
             pass
 
-    def _enqueue(self, client: _Client, message: str | bytes) -> bool:
-        """Queues a message; a client whose outbox is full does not read: it is closed (False)."""
+    def _enqueue(self, client: _Client, message: str | bytes) -> None:
+        """Queues a message; a client whose outbox is full does not read: it is closed."""
         try:
             client.outbox.put_nowait(message)
         except asyncio.QueueFull:
-            self._clients.pop(client.connection_id, None)
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if self._clients.pop(client.connection_id, None) is not None:
             asyncio.get_running_loop().create_task(client.websocket.close(1008, "client does not read"))
-            return False
-        return True
 
     # ------------------------------------------------------------ management API (called from HTTP threads)
 
@@ -366,17 +367,23 @@ class LocalWebSocketApi:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=POST_TIMEOUT_SECONDS)
 
     def post(self, connection: str, data: bytes) -> bool:
-        """Sends ``data`` (text when it is UTF-8, as API Gateway does); False when the connection is gone."""
+        """Sends ``data`` (text when it is UTF-8, as API Gateway does); False when the connection is gone.
+
+        Answers at once, without waiting for the event loop (a slow answer would make the caller's
+        SDK time out and post again: a duplicate); the loop queues the message when it gets to it.
+        """
         try:
             message: str | bytes = data.decode("utf-8")
         except UnicodeDecodeError:
             message = data
-
-        def enqueue() -> bool:
-            client = self._clients.get(connection)
-            return client is not None and self._enqueue(client, message)
-
-        return bool(self._on_loop(enqueue))
+        client = self._clients.get(connection)
+        if client is None:
+            return False
+        if client.outbox.qsize() >= OUTBOX_LIMIT:
+            self._loop.call_soon_threadsafe(self._drop, client)
+            return False
+        self._loop.call_soon_threadsafe(self._enqueue, client, message)
+        return True
 
     def describe(self, connection: str) -> dict[str, Any] | None:
         client = self._clients.get(connection)
