@@ -9,8 +9,12 @@ retried ``MaximumRetryAttempts`` times and then skipped, as Lambda does.
 
 What moto's streams lack and this makes up for: moto keeps every shard iterator it hands out
 (each ``get_records`` answer makes a new one) for the life of the process, so the poller forgets
-the ones it has used in moto's own backend (moto runs in this process); moto has one shard per
-table that never closes, so shards are read once at start and not rediscovered.
+the ones it has used in moto's own backend (moto runs in this process); moto numbers a record
+``len(records) + start`` without a lock, so two concurrent writes to a table can get the same
+sequence number, and the next iterator (after the highest number read) then hands the second one
+out again: the poller drops a record whose ``eventID`` it has just read (Lambda never hands the same
+record twice but on a retry); moto has one shard per table that never closes, so shards are read
+once at start and not rediscovered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +38,7 @@ logger = logging.getLogger(__name__)
 BUSY_POLL_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.1
 MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
+REMEMBERED_RECORDS = 10_000  # eventIDs kept to drop a record moto hands out twice
 
 
 def template_resolver(template: Template) -> tuple[dict[str, Any], Resolver]:
@@ -219,6 +225,8 @@ class _ShardReader:
             for shard in shards
         }
         self._forget = _forget_moto_iterator if forget_iterators else (lambda _iterator: None)
+        self._recent: deque[str] = deque(maxlen=REMEMBERED_RECORDS)
+        self._recent_ids: set[str] = set()
 
     def read(self) -> list[dict[str, Any]]:
         records = []
@@ -226,8 +234,21 @@ class _ShardReader:
             answer = self._streams.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
             self._forget(iterator)
             self._iterators[shard_id] = answer["NextShardIterator"]
-            records += [lambda_record(record, self.stream_arn, self._region) for record in answer["Records"]]
+            records += [
+                lambda_record(record, self.stream_arn, self._region)
+                for record in answer["Records"]
+                if self._first_time(record["eventID"])
+            ]
         return records
+
+    def _first_time(self, event_id: str) -> bool:
+        if event_id in self._recent_ids:
+            return False
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_ids.discard(self._recent[0])
+        self._recent.append(event_id)
+        self._recent_ids.add(event_id)
+        return True
 
 
 def _forget_moto_iterator(iterator: str) -> None:
