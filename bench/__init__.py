@@ -8,6 +8,8 @@
 5. What the tracking plan (off, flag, block) adds to a batch of 500 events, and a catalog search over
    5,000 event types.
 7. Exporting one user with 100,000 events: the worker's time, requests and their price.
+8. Live activity: 100 WebSocket clients and 500 events/s for 30 s through the local stack; every client must
+   receive exactly its user's events; the broadcast lag p50/p99 (``bench/live.py``).
 
 The report goes to stdout and, as JSON, to ``.bench/results.json``; nothing else is written in the repository
 (bytecode goes to a directory under the system's temporary directory).

@@ -26,7 +26,7 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog", "emulator", "export")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "catalog", "emulator", "export", "live")
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "import_rounds": 7,
@@ -42,6 +42,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "emulator_patched": [2_000, 100_000],
         "emulator_unpatched": [2_000, 10_000],
         "export_events": 100_000,
+        "live_clients": 100,
+        "live_rate": 500,
+        "live_seconds": 30,
     },
     "quick": {
         "import_rounds": 3,
@@ -57,6 +60,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "emulator_patched": [2_000, 20_000],
         "emulator_unpatched": [2_000],
         "export_events": 5_000,
+        "live_clients": 20,
+        "live_rate": 100,
+        "live_seconds": 5,
     },
 }
 
@@ -110,6 +116,9 @@ def _run_section(name: str, sizes: dict[str, Any]) -> dict[str, Any]:
             sizes["emulator_patched"], sizes["emulator_unpatched"]
         ),
         "export": lambda: import_module("bench.export_cost").run(template, sizes["export_events"]),
+        "live": lambda: import_module("bench.live").run(
+            sizes["live_clients"], sizes["live_rate"], sizes["live_seconds"]
+        ),
     }
     result: dict[str, Any] = runners[name]()
     return result
@@ -166,6 +175,28 @@ CHECKS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 def invalid_measurements(results: dict[str, Any]) -> list[str]:
     """Checks whose failure means a figure cannot be trusted (goals missed are findings, not failures)."""
     return [problem for name, check in CHECKS.items() if results.get(name) for problem in check(results[name])]
+    problems = []
+    ingest = results.get("ingest")
+    if ingest:
+        for phase in ("sequential", "concurrent"):
+            if not ingest[phase]["all_stored"]:
+                problems.append(f"ingest {phase}: not every event was stored")
+    rollup = results.get("rollup")
+    if rollup:
+        if not rollup["fast_path_check"]["ok"]:
+            problems.append("rollup: the moto fast path changed an answer")
+        for name in ("A_with_history", "B_without_history", "C_live_events"):
+            problems += [f"rollup {name}: {check}" for check, ok in rollup[name]["checks"].items() if not ok]
+    stats = results.get("stats")
+    if stats:
+        for route, measured in stats["routes"].items():
+            for size in ("small", "large"):
+                if not measured[size]["answer_matches_data"]:
+                    problems.append(f"stats {route} ({size}): the answer does not match the data")
+    live = results.get("live")
+    if live and not live["all_exact"]:
+        problems.append("live: some client did not receive exactly its user's events")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,12 +74,13 @@ class Stack:
     log_path: Path
     stdout_path: Path
     stop: dict[str, Any] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     """The local stack as a subprocess (its own process group), stopped with SIGINT at the end."""
-    ports = {name: free_port() for name in ("PORT", "LAMBDA_PORT", "AWS_PORT")}
+    ports = {name: free_port() for name in ("PORT", "LAMBDA_PORT", "AWS_PORT", "WS_PORT", "WS_MANAGEMENT_PORT")}
     admin_key = "atk_bench_" + secrets.token_urlsafe(24)
     environment = {
         **os.environ,
@@ -104,7 +105,9 @@ def local_stack() -> Iterator[Stack]:
         text=True,
         start_new_session=True,
     )
-    stack = Stack(process, ports["PORT"], ports["AWS_PORT"], admin_key, Path(log_file.name), Path(stdout_file.name))
+    stack = Stack(
+        process, ports["PORT"], ports["AWS_PORT"], admin_key, Path(log_file.name), Path(stdout_file.name), ports=ports
+    )
     ready = threading.Event()
 
     def read_stdout() -> None:

@@ -219,6 +219,24 @@ def _export(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _live(section: dict[str, Any]) -> list[str]:
+    ingest, lag, stop = section["ingest"], section["lag_ms"], section["stop"]
+    return [
+        f"5. Live activity: {section['clients']} WebSocket clients (one user each), "
+        f"{ingest['events_per_second']} events/s for {ingest['seconds']} s "
+        f"(target {section['target_events_per_second']}/s for {section['target_seconds']} s)",
+        f"   messages {section['messages_delivered']:,} of {section['messages_expected']:,} expected; "
+        f"duplicates {section['duplicates']}, foreign {section['foreign_messages']}; "
+        f"clients exact {section['clients_exact']}/{section['clients']}",
+        f"   broadcast lag (received_at -> client): p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms; "
+        f"within 2 s: {section['within_2s']}",
+        f"   from the ingest answer to the client: p50 {section['after_answer_ms']['p50']} ms, "
+        f"p99 {section['after_answer_ms']['p99']} ms; within 2 s: {section['within_2s_of_answer']}",
+        f"   stopped with every client connected: exit {stop.get('exit_status')} in {stop.get('seconds_to_exit')} s, "
+        f"clean {stop.get('clean')}; client close codes {section['close_codes']}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -234,6 +252,8 @@ def render(results: dict[str, Any]) -> str:
         ("stats", _stats),
         ("catalog", _catalog),
         ("emulator", _emulator),
+        ("export", _export),
+        ("live", _live),
     )
     for name, render_section in sections:
         if name in results:

@@ -1,7 +1,8 @@
 """``python -m local_stack run | invoke | openapi``: the local stack's command line.
 
-- ``run [--verbose]``: the API (``PORT``, 3000), the Lambda Invoke API (``LAMBDA_PORT``, 3001) and the AWS
-  emulation (``AWS_PORT``, 5000) on 127.0.0.1, with the template's tables, an admin key (``ADMIN_API_KEY``
+- ``run [--verbose]``: the API (``PORT``, 3000), the Lambda Invoke API (``LAMBDA_PORT``, 3001), the AWS
+  emulation (``AWS_PORT``, 5000), the WebSocket API (``WS_PORT``, 3002) and its management API
+  (``WS_MANAGEMENT_PORT``, 3003) on 127.0.0.1, with the template's tables, an admin key (``ADMIN_API_KEY``
   or a new one) and the schedules, until Ctrl-C or SIGTERM. It prints one line per request; the
   functions' logs go to a file per function (and to the terminal with ``--verbose`` or
   ``LOG_LEVEL=DEBUG``); their EMF metrics go to the emulator's CloudWatch.
@@ -213,10 +214,12 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
     from local_stack.openapi import document_path  # noqa: PLC0415
     from local_stack.rate_limits import TokenBuckets  # noqa: PLC0415
     from local_stack.schedules import Scheduler  # noqa: PLC0415
+    from local_stack.websocket import LiveActivity, management_environment  # noqa: PLC0415
 
     ports = {
         name: _port(name, default) for name, default in (("PORT", 3000), ("LAMBDA_PORT", 3001), ("AWS_PORT", 5000))
     }
+    ports.update((name, _port(name, default)) for name, default in (("WS_PORT", 3002), ("WS_MANAGEMENT_PORT", 3003)))
     template = _template(args)
     try:
         for variable, port in ports.items():
@@ -241,7 +244,11 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         cleanup.callback(observability.stop)
 
         # The emulation's variables win over the template's too (its AWS_ENDPOINT_URL: "", say).
-        environment = {**base_env, **emulation}
+        environment = {
+            **base_env,
+            **emulation,
+            **management_environment(template, HOST, (ports["WS_PORT"], ports["WS_MANAGEMENT_PORT"])),
+        }
         runtime = LambdaRuntime(template, environment, args.workers, overrides=environment, log_dir=log_dir)
         cleanup.callback(runtime.shutdown)
         init_errors = runtime.warm_up()
@@ -275,7 +282,11 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         scheduler.start()
         cleanup.callback(scheduler.stop)
 
+        live = LiveActivity(template, runtime.invoke, endpoint, HOST, (ports["WS_PORT"], ports["WS_MANAGEMENT_PORT"]))
+        cleanup.callback(live.stop)
+
         print(_banner(template, ports, admin_key, base_env, init_errors, log_dir=log_dir, verbose=args.verbose))
+        print("\n".join(live.banner()))
         print(f"Local stack ready on http://{HOST}:{ports['PORT']}", flush=True)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # in this thread only: it alone takes them
         stop.wait()

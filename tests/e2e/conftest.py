@@ -55,6 +55,8 @@ class Stack:
     process: subprocess.Popen[str] | None
     output: list[str] = field(default_factory=list)
     """Every line the stack printed after its ready line (kept by the thread that drains its pipe)."""
+    ws: str = ""
+    """The WebSocket API (live activity): ``ws://127.0.0.1:{WS_PORT}``."""
     cloud_stack_name: str | None = None
 
     @property
@@ -114,7 +116,7 @@ class Stack:
 
 
 def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
-    ports = {"PORT": free_port(), "LAMBDA_PORT": free_port(), "AWS_PORT": free_port()}
+    ports = {name: free_port() for name in ("PORT", "LAMBDA_PORT", "AWS_PORT", "WS_PORT", "WS_MANAGEMENT_PORT")}
     admin_key = "atk_e2e_" + secrets.token_urlsafe(24)
     env = {
         **os.environ,
@@ -153,6 +155,7 @@ def start_stack(extra_env: dict[str, str] | None = None) -> Stack:
         aws=f"http://127.0.0.1:{ports['AWS_PORT']}",
         admin_key=admin_key,
         process=process,
+        ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
     )
     # Keep draining its output so that a full pipe never blocks it.
     import threading

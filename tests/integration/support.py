@@ -110,19 +110,27 @@ class Functions:
             assert self.template.api is not None
             assert self.template.api.authorizer_function is not None
             return self.template.api.authorizer_function
-        if "erasure_id" in event and "httpMethod" not in event:
-            return "EraseWorkerFunction"  # the asynchronous invocation the erasure function makes
-        if "export_id" in event and "httpMethod" not in event:
-            return "ExportWorkerFunction"  # the asynchronous invocation the exports function makes
+        route_key = (event.get("requestContext") or {}).get("routeKey")
+        if route_key is not None and "httpMethod" not in event:
+            return websocket_function(self.template, route_key)
         if "httpMethod" not in event:
-            # A scheduled event (an EventBridge rule's, or a Scheduler's input): the scheduled function.
-            (scheduled,) = [logical_id for logical_id, spec in self.template.functions.items() if spec.schedules]
-            return scheduled
+            return self._non_http_function(event)
         for logical_id, spec in self.template.functions.items():
             for route in spec.routes:
                 if route.method == event["httpMethod"] and route.path == event["resource"]:
                     return logical_id
         raise LookupError(f"No function of the template serves {event['httpMethod']} {event['resource']}")
+
+    def _non_http_function(self, event: dict[str, Any]) -> str:
+        if "Records" in event:
+            return "BroadcasterFunction"  # the only function fed by a stream
+        if "erasure_id" in event:
+            return "EraseWorkerFunction"  # the asynchronous invocation the erasure function makes
+        if "export_id" in event:
+            return "ExportWorkerFunction"  # the asynchronous invocation the exports function makes
+        # A scheduled event (an EventBridge rule's, or a Scheduler's input): the scheduled function.
+        (scheduled,) = [logical_id for logical_id, spec in self.template.functions.items() if spec.schedules]
+        return scheduled
 
     def http(self, event: dict[str, Any], logical_id: str | None = None) -> HttpAnswer:
         """Invokes the function of an API Gateway proxy event (or the one named); the answer, its body parsed."""
@@ -136,6 +144,15 @@ class Functions:
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[str(name).lower()] = ", ".join(str(value) for value in values)
         return HttpAnswer(status=int(result["statusCode"]), headers=headers, body=body, raw=result)
+
+
+def websocket_function(template: Template, route_key: str) -> str:
+    """The function behind a route of the template's WebSocket API."""
+    from local_stack.websocket import websocket_spec
+
+    spec = websocket_spec(template)
+    assert spec is not None
+    return spec.routes[route_key]
 
 
 def event_store(template: Template, client: Any) -> DynamoEventStore:

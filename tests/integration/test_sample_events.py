@@ -71,6 +71,10 @@ EXPECTED: dict[str, int | str] = {
     "exports/create_export.json": 202,
     "exports/get_export.json": 200,
     "export_worker/export.json": "completes",
+    "ws_connect/connect.json": "completes",
+    "ws_default/subscribe.json": "completes",
+    "ws_disconnect/disconnect.json": "completes",
+    "broadcaster/stream_insert.json": "completes",
 }
 NOT_EVENTS = {"env.json"}
 SAMPLE_FILES = sorted(

@@ -270,7 +270,8 @@ def payload_bytes(item: EventOut) -> int:
     return body + text.count('"') + text.count("\\") + escaped + 1  # and the comma between items
 
 
-def _event_out(record: EventRecord) -> EventOut:
+def event_out(record: EventRecord) -> EventOut:
+    """An event as the API shows it (the query routes, exports and the live feed)."""
     return EventOut(
         event_id=record.event_id,
         user_id=record.user_id,
@@ -321,7 +322,7 @@ def query_user_events(
         except TemporarilyUnavailable:
             raise Unavailable("The event store is busy; retry the query.") from None
         for record in fetched:
-            item = _event_out(record)
+            item = event_out(record)
             cost = payload_bytes(item)
             spent, largest = spent + cost, max(largest, cost)
             if items and spent > budget:
@@ -332,15 +333,3 @@ def query_user_events(
             query = replace(query, after=records[-1].occurred_key)
     next_cursor = encode_cursor(records[-1].occurred_key, binding) if more and records else None
     return EventPage(items=items, next_cursor=next_cursor)
-
-
-def event_out(record: EventRecord) -> EventOut:
-    """An event as the API (and an export file) shows it."""
-    return EventOut(
-        event_id=record.event_id,
-        user_id=record.user_id,
-        action=record.action,
-        occurred_at=record.occurred_at,
-        received_at=record.received_at,
-        metadata=record.metadata,
-    )

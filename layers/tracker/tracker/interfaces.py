@@ -304,3 +304,47 @@ class ExportFiles(Protocol):
 class ProfileEraser(Protocol):
     def erase_profile(self, tenant_id: str, user_id: str) -> int:
         """Deletes the user's profile and export files (their exports then say so); returns 1 for a profile."""
+
+
+# ---------------------------------------------------------------- live activity (WebSocket)
+
+
+@dataclass(frozen=True)
+class LiveConnection:
+    """A WebSocket connection of a tenant and what it subscribed to (``None``: every user of the tenant)."""
+
+    connection_id: str
+    tenant_id: str
+    subscriptions: frozenset[str | None]
+
+
+class TooManySubscriptions(Exception):
+    """The connection holds the most subscriptions allowed; it must unsubscribe first."""
+
+
+class ConnectionStore(Protocol):
+    def add_connection(self, connection_id: str, tenant_id: str, expires_at: datetime) -> None:
+        """Registers a new connection of the tenant, with no subscription, forgotten after ``expires_at``."""
+
+    def tenant_of(self, connection_id: str) -> str | None:
+        """The tenant of a registered connection; None when there is no such connection."""
+
+    def subscribe(self, connection_id: str, tenant_id: str, user_id: str | None, limit: int) -> None:
+        """Adds the subscription (a no-op when it is there); TooManySubscriptions at ``limit``."""
+
+    def unsubscribe(self, connection_id: str, tenant_id: str, user_id: str | None) -> None: ...
+
+    def tenant_connections(self, tenant_id: str) -> list[LiveConnection]:
+        """Every connection of the tenant, read after every subscription that was acknowledged."""
+
+    def remove_connection(self, connection_id: str, tenant_id: str | None = None) -> None:
+        """Forgets the connection and its subscriptions (looking its tenant up when not given)."""
+
+
+class ConnectionGone(Exception):
+    """The client is no longer connected (API Gateway's 410 Gone)."""
+
+
+class LivePusher(Protocol):
+    def push(self, connection_id: str, data: bytes) -> None:
+        """Sends one message to a connected client; ConnectionGone when it left."""

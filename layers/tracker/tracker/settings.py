@@ -16,6 +16,11 @@ class Settings(BaseModel):
     usage_plan_name: str = ""
     token_signing_secret: str = ""
     """The Secrets Manager secret (ARN or name) that signs access tokens."""
+    connections_table: str = ""
+    # Where the broadcaster posts to WebSocket connections: the API's
+    # https://{api}.execute-api.{region}.amazonaws.com/{stage} URL (the local stack's own locally).
+    websocket_management_url: str = ""
+    broadcast_concurrency: int = Field(default=16, ge=1, le=64)
     default_rate_limit: float = Field(default=50, gt=0)
     default_burst_limit: int = Field(default=100, ge=1)
     # An event is counted once it was received this long before a rollup's "now": longer than
