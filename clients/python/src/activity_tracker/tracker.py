@@ -262,7 +262,8 @@ class Tracker:
                     self._queued_bytes += size
                     self._counts["tracked"] += 1
                     full_batch = self._batch_ready()
-                    if full_batch:
+                    # The worker sleeps while the queue is empty: the first event starts its interval.
+                    if full_batch or len(self._queue) == 1:
                         self._condition.notify_all()
         if closed_item is not None:
             self._report(Failure("shutdown", [json.loads(closed_item)], "The tracker is shut down."))
