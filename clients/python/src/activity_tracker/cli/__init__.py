@@ -25,6 +25,7 @@ from activity_tracker.cli.tables import render
 
 ENDPOINT_VARIABLE = "ACTIVITY_TRACKER_ENDPOINT"
 KEY_VARIABLE = "ACTIVITY_TRACKER_API_KEY"
+MIN_PAGE = 50
 EXIT_API_ERROR, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
@@ -40,7 +41,15 @@ class Api:
         self._policy = policy
         self._rng = random.Random()  # noqa: S311 - jitter
 
-    def __call__(self, method: str, path: str, payload: Any = None, query: Mapping[str, Any] | None = None) -> Any:
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        query: Mapping[str, Any] | None = None,
+        *,
+        retry_unavailable: bool = True,
+    ) -> Any:
         safe = method == "GET"
         deadline = time.monotonic() + self._policy.budget_seconds
         attempt = 0
@@ -51,6 +60,8 @@ class Api:
             except ApiError as error:
                 # A 429 was refused before anything ran: any request may be sent again.
                 if not (error.status == 429 or (safe and error.status in RETRYABLE_STATUSES)):
+                    raise
+                if error.status == 503 and not retry_unavailable:
                     raise
                 retry_after = parse_retry_after(error.retry_after)
                 failure: Exception = error
@@ -63,10 +74,19 @@ class Api:
                 raise failure
             time.sleep(delay)
 
-    def pages(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def pages(self, path: str, query: Mapping[str, Any], limit: int) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list. A 503 (the store timed out on a large page) halves the page size."""
         cursor = None
         while True:
-            page = self(GET, path, query={**query, "cursor": cursor})
+            try:
+                page = self(
+                    GET, path, query={**query, "limit": limit, "cursor": cursor}, retry_unavailable=limit <= MIN_PAGE
+                )
+            except ApiError as error:
+                if error.status != 503 or limit <= MIN_PAGE:
+                    raise
+                limit = max(MIN_PAGE, limit // 2)
+                continue
             yield from page["items"]
             cursor = page.get("next_cursor")
             if not cursor:
@@ -91,7 +111,7 @@ def tenants_create(api: Api, args: argparse.Namespace) -> int:
 
 
 def tenants_list(api: Api, args: argparse.Namespace) -> int:
-    tenants = list(api.pages("/v1/tenants", {"limit": 100}))
+    tenants = list(api.pages("/v1/tenants", {}, limit=100))
     if args.json:
         _print_json(tenants)
     else:
@@ -136,9 +156,9 @@ def keys_revoke(api: Api, args: argparse.Namespace) -> int:
 
 
 def events_export(api: Api, args: argparse.Namespace) -> int:
-    query = {"from": args.start, "to": args.end, "action": args.action, "order": args.order, "limit": 1000}
+    query = {"from": args.start, "to": args.end, "action": args.action, "order": args.order}
     try:
-        for event in api.pages(f"/v1/users/{user_path(args.user_id)}/events", query):
+        for event in api.pages(f"/v1/users/{user_path(args.user_id)}/events", query, limit=args.page_size):
             sys.stdout.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
@@ -314,6 +334,7 @@ def _event_commands(groups: Any) -> None:
     export.add_argument("--to", dest="end")
     export.add_argument("--action")
     export.add_argument("--order", choices=("asc", "desc"), default="asc")
+    export.add_argument("--page-size", type=_positive, default=500, help="events per request, 1-1000 (default 500)")
     export.set_defaults(run=events_export)
 
 
