@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 from bench.common import RESULTS_PATH, ROOT, load_template, log, use_layers  # noqa: E402
 from bench.report import render  # noqa: E402
 
-SECTIONS = ("imports", "ingest", "rollup", "stats")
+SECTIONS = ("imports", "ingest", "rollup", "stats", "sdk")
 SIZES = {
     "full": {
         "import_rounds": 7,
@@ -37,6 +37,9 @@ SIZES = {
         "stats_small": 10_000,
         "stats_large": 200_000,
         "stats_users": 200,
+        "sdk_import_events": 100_000,
+        "sdk_raw_events": 25_000,
+        "sdk_fault_events": 100_000,
     },
     "quick": {
         "import_rounds": 3,
@@ -48,6 +51,9 @@ SIZES = {
         "stats_small": 2_000,
         "stats_large": 20_000,
         "stats_users": 40,
+        "sdk_import_events": 5_000,
+        "sdk_raw_events": 2_000,
+        "sdk_fault_events": 2_000,
     },
 }
 
@@ -100,6 +106,10 @@ def _run_section(name: str, sizes: dict[str, int]) -> dict[str, Any]:
             new_events=sizes["rollup_new_events"],
             check_events=(sizes["rollup_check_old_events"], sizes["rollup_check_new_events"]),
         )
+    if name == "sdk":
+        from bench import sdk
+
+        return sdk.run(sizes["sdk_import_events"], sizes["sdk_raw_events"], sizes["sdk_fault_events"])
     from bench import stats_cost
 
     return stats_cost.run(template, small=sizes["stats_small"], large=sizes["stats_large"], users=sizes["stats_users"])
@@ -125,6 +135,15 @@ def invalid_measurements(results: dict[str, Any]) -> list[str]:
             for size in ("small", "large"):
                 if not measured[size]["answer_matches_data"]:
                     problems.append(f"stats {route} ({size}): the answer does not match the data")
+    return problems + _sdk_problems(results.get("sdk"))
+
+
+def _sdk_problems(sdk: dict[str, Any] | None) -> list[str]:
+    problems = []
+    if sdk and not sdk["cli_import"]["all_stored"]:
+        problems.append("sdk: the CLI import did not store every event")
+    if sdk and not sdk["exactly_once"]["ok"]:
+        problems.append("sdk: under faults, an event was lost or stored twice")
     return problems
 
 

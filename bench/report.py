@@ -142,6 +142,27 @@ def _stats(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _sdk(section: dict[str, Any]) -> list[str]:
+    cli, faults = section["cli_import"], section["exactly_once"]
+    ratio = section["ratio"]
+    verdict = "ok" if ratio is not None and ratio >= section["goal_ratio"] else "UNDER the goal"
+    tracker = faults["tracker"]
+    return [
+        f"5. Python SDK and CLI through the local stack ({section['clients']} connections each)",
+        f"   raw batch ingest (pre-built events): {section['raw_before']['events_per_second']:.0f} events/s before, "
+        f"{section['raw_after']['events_per_second']:.0f} after; mean {section['raw_events_per_second']:.0f}",
+        f"   {cli['command']}: {cli['events']:,} events in {cli['seconds']} s = "
+        f"{cli['events_per_second']:.0f} events/s, {ratio} of raw (goal >= {section['goal_ratio']}: {verdict})",
+        f"   the CLI said: {cli['summary']}",
+        f"   SDK exactly-once under injected faults: {faults['events']:,} events from {faults['threads']} threads in "
+        f"{faults['seconds']} s; stored {faults['stored']:,}, missing {faults['missing']}, stored twice "
+        f"{faults['stored_twice']}: {'ok' if faults['ok'] else 'NOT OK'}",
+        f"   the SDK: {tracker['requests']} requests, {tracker['retries']} retries, accepted {tracker['accepted']:,}, "
+        f"duplicates {tracker['duplicates']:,} (resent after a lost answer, stored once)",
+        f"   faults injected (batch requests): {faults['faults']}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -150,7 +171,13 @@ def render(results: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs, load average {meta['load_average_at_start'][0]} -> {meta['load_average_at_end'][0]}, "
         f"{meta['total_seconds']} s",
     ]
-    for name, render_section in (("imports", _imports), ("ingest", _ingest), ("rollup", _rollup), ("stats", _stats)):
+    for name, render_section in (
+        ("imports", _imports),
+        ("ingest", _ingest),
+        ("rollup", _rollup),
+        ("stats", _stats),
+        ("sdk", _sdk),
+    ):
         if name in results:
             lines += ["", *render_section(results[name]), f"   ({meta['section_seconds'][name]} s)"]
         elif name in meta["errors"]:
