@@ -150,9 +150,7 @@ def read_back(request: Callable[[str], Any], users: list[str]) -> Counter[str]:
     for user in users:
         cursor = None
         while True:
-            path = f"/v1/users/{quote(user, safe='')}/events?limit=250" + (
-                f"&cursor={quote(cursor)}" if cursor else ""
-            )
+            path = f"/v1/users/{quote(user, safe='')}/events?limit=250" + (f"&cursor={quote(cursor)}" if cursor else "")
             page = request(path)
             for item in page["items"]:
                 seen[str(item["metadata"]["seq"])] += 1

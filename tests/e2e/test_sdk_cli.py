@@ -229,22 +229,28 @@ def test_cli_import_interrupted_reports_what_was_sent_and_a_rerun_completes_it(s
     assert sorted(event["metadata"]["seq"] for event in stored) == list(range(total))
 
 
-def test_cli_export_pages_and_stats_tables(stack: Stack, tmp_path: Path) -> None:
+def test_cli_export_pages_through_every_event_of_a_user(stack: Stack, tmp_path: Path) -> None:
     key = stack.new_tenant()["api_key"]
-    source = write_ndjson(tmp_path / "stats.ndjson", recent_events(2500, 2, "st"))
+    source = write_ndjson(tmp_path / "one.ndjson", recent_events(1100, 1, "exp"))
     assert cli(stack, key, "events", "import", str(source), "--no-progress").returncode == 0
-    # Export: 1,250 events of one user over two pages, oldest first
-    export = cli(stack, key, "events", "export", "st-0")
+    # 1,100 events of one user in pages of 500: three pages, oldest first
+    export = cli(stack, key, "events", "export", "exp-0", "--page-size", "500")
     assert export.returncode == 0, export.stderr
-    lines = export.stdout.splitlines()
-    assert len(lines) == 1250
-    assert [json.loads(line)["metadata"]["seq"] for line in lines] == list(range(0, 2500, 2))
+    assert [json.loads(line)["metadata"]["seq"] for line in export.stdout.splitlines()] == list(range(1100))
+    newest = cli(stack, key, "events", "export", "exp-0", "--order", "desc", "--action", "buy")
+    assert [json.loads(line)["metadata"]["seq"] for line in newest.stdout.splitlines()] == list(range(1097, -1, -3))
+
+
+def test_cli_stats_tables(stack: Stack, tmp_path: Path) -> None:
+    key = stack.new_tenant()["api_key"]
+    source = write_ndjson(tmp_path / "stats.ndjson", recent_events(30, 2, "st"))
+    assert cli(stack, key, "events", "import", str(source), "--no-progress").returncode == 0
     run_rollup(stack, datetime.now(UTC))
     daily = cli(stack, key, "stats", "daily", "--days", "2").stdout.splitlines()
     assert daily[0].split() == ["date", "count", "users"]
-    assert sum(int(row.split()[1].replace(",", "")) for row in daily[2:4]) == 2500
+    assert sum(int(row.split()[1]) for row in daily[2:4]) == 30
     top = cli(stack, key, "stats", "top", "--hours", "24", "--limit", "2").stdout.splitlines()
-    assert [row.split() for row in top[2:4]] == [["st-0", "1,250"], ["st-1", "1,250"]]
+    assert [row.split() for row in top[2:4]] == [["st-0", "15"], ["st-1", "15"]]
     today = datetime.now(UTC).date()
     trend = cli(
         stack, key, "stats", "trend", "--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=1))
