@@ -188,7 +188,7 @@ def test_cli_import_waits_for_a_server_that_is_down_for_the_first_30_seconds(sta
     finally:
         proxy.stop()
     # Then the import completed
-    assert importing.returncode == 0, err
+    assert importing.returncode == 0, out + err
     assert summary_counts(out) == {"accepted": 1200, "duplicates": 0, "rejected": 0}
 
 

@@ -132,7 +132,7 @@ class Tracker:
         gzip: bool = True,
         sync: bool = False,
         exit_timeout: float = 5.0,
-        timeout: float = 10.0,
+        timeout: float = 30.0,
         transport: Transport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,

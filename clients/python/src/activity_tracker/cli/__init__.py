@@ -323,7 +323,7 @@ def _event_commands(groups: Any) -> None:
     importing.add_argument("--format", choices=("ndjson", "csv"), help="default: from the file name (.csv or NDJSON)")
     importing.add_argument("--concurrency", type=_positive, default=4, help="batches on the wire at once (default 4)")
     importing.add_argument(
-        "--retry-budget", type=float, default=120.0, help="seconds to keep retrying a batch (default 120)"
+        "--retry-budget", type=float, default=300.0, help="seconds to keep retrying a batch (default 300)"
     )
     importing.add_argument("--no-progress", action="store_true")
     importing.add_argument("--no-gzip", action="store_true", help="send the batches uncompressed")
@@ -364,7 +364,7 @@ def parser() -> argparse.ArgumentParser:
         "--endpoint", default=os.environ.get(ENDPOINT_VARIABLE), help=f"the API's base URL (${ENDPOINT_VARIABLE})"
     )
     root.add_argument("--key", default=os.environ.get(KEY_VARIABLE), help=f"an API key (${KEY_VARIABLE})")
-    root.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default %(default)s)")
+    root.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
     groups = root.add_subparsers(dest="group", required=True)
     _tenant_commands(groups)
     _event_commands(groups)
