@@ -96,6 +96,11 @@ class Api:
 GET = "GET"
 
 
+def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    """Short waits (at most 5 s: a person is watching), for as long as ``--retry-budget`` allows."""
+    return RetryPolicy(base_seconds=0.25, cap_seconds=5.0, budget_seconds=args.retry_budget)
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -194,7 +199,7 @@ def events_import(api: Api, args: argparse.Namespace) -> int:
         source,
         file_format=file_format,
         concurrency=args.concurrency,
-        retry=RetryPolicy(base_seconds=0.25, cap_seconds=5.0, budget_seconds=args.retry_budget),
+        retry=retry_policy(args),
         compress=not args.no_gzip,
         progress=progress,
     )
@@ -322,9 +327,6 @@ def _event_commands(groups: Any) -> None:
     importing.add_argument("file")
     importing.add_argument("--format", choices=("ndjson", "csv"), help="default: from the file name (.csv or NDJSON)")
     importing.add_argument("--concurrency", type=_positive, default=4, help="batches on the wire at once (default 4)")
-    importing.add_argument(
-        "--retry-budget", type=float, default=300.0, help="seconds to keep retrying a batch (default 300)"
-    )
     importing.add_argument("--no-progress", action="store_true")
     importing.add_argument("--no-gzip", action="store_true", help="send the batches uncompressed")
     importing.set_defaults(run=events_import)
@@ -365,6 +367,12 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--key", default=os.environ.get(KEY_VARIABLE), help=f"an API key (${KEY_VARIABLE})")
     root.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default %(default)s)")
+    root.add_argument(
+        "--retry-budget",
+        type=float,
+        default=300.0,
+        help="seconds to keep retrying a request, or a batch of an import (default %(default)s)",
+    )
     groups = root.add_subparsers(dest="group", required=True)
     _tenant_commands(groups)
     _event_commands(groups)
@@ -389,7 +397,7 @@ def _connect(args: argparse.Namespace) -> ApiClient:
 
 def _run(args: argparse.Namespace, client: ApiClient) -> int:
     try:
-        return int(args.run(Api(client, RetryPolicy(base_seconds=0.25, cap_seconds=5.0, budget_seconds=60.0)), args))
+        return int(args.run(Api(client, retry_policy(args)), args))
     except UsageError as error:
         _error(str(error))
         return EXIT_USAGE
