@@ -225,7 +225,7 @@ def exactly_once(
 
     def get(path: str) -> Any:
         request = urllib.request.Request(f"{api}{path}", headers={"x-api-key": key})  # noqa: S310 - local URL
-        for _attempt in range(20):
+        for _attempt in range(180):  # up to 3 minutes per page: the stack may be busy with its rollup
             try:
                 with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
                     return json.loads(answer.read())
