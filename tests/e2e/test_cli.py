@@ -1,9 +1,6 @@
-"""The Python SDK and the ``activity-tracker`` CLI against the local stack, over HTTP.
-
-The SDK: events tracked from 8 threads through a proxy that answers 429 and 503 and drops connections
-before and after the stack stored a batch: every event is stored exactly once. The CLI: tenants and keys,
-imports of files with bad lines (rejects file, exit status, second run all duplicates), a server that is
-down for the first 30 s, Ctrl-C half way (a re-run completes it), export, and the statistics tables.
+"""The ``activity-tracker`` CLI against a local stack of its own, over HTTP: tenants and keys, imports of
+files with bad lines (rejects file, exit status, second run all duplicates), a server that is down for the
+first 30 s, Ctrl-C half way (a re-run completes it), export, and the statistics tables.
 """
 
 from __future__ import annotations
@@ -14,19 +11,27 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, free_port, rfc3339, run_rollup
-from tests.e2e.fault_proxy import FaultProxy, exactly_once
+from tests.e2e.conftest import ROOT, Stack, free_port, rfc3339, run_rollup, start_stack, stop_stack
+from tests.e2e.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
 
-SDK_FAULT_EVENTS = int(os.environ.get("SDK_FAULT_EVENTS", "5000"))
 SERVER_DOWN_SECONDS = 30
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """A stack of this module's own: the thousands of events it imports slow no other module's stack."""
+    running = start_stack()
+    yield running
+    stop_stack(running)
 
 
 def cli(stack: Stack, key: str, *arguments: str, endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,21 +87,6 @@ def summary_counts(output: str) -> dict[str, int]:
         words = part.rsplit(" ", 1)
         counts[words[0]] = int(words[1])
     return counts
-
-
-@pytest.mark.timeout(1800)  # minutes on a busy machine: the local stack shares its CPUs
-def test_sdk_events_from_8_threads_through_faults_are_stored_exactly_once(stack: Stack) -> None:
-    # Given a tenant, and a proxy that injects 429s, 503s and dropped connections into batch requests
-    key = stack.new_tenant()["api_key"]
-    # When 8 threads track events through one Tracker behind the proxy
-    result = exactly_once(stack.api, key, SDK_FAULT_EVENTS, threads=8, batch_size=250)
-    print(f"SDK exactly-once under faults: {json.dumps(result.summary())}")
-    # Then every event is stored once: none missing, none twice; the retries found the lost answers' events stored
-    assert result.failures == []
-    assert (result.stored, result.missing, result.stored_twice) == (SDK_FAULT_EVENTS, 0, 0)
-    assert result.tracker["accepted"] + result.tracker["duplicates"] == SDK_FAULT_EVENTS
-    assert result.faults.get("drop_after_forwarding", 0) + result.faults.get("503_after_forwarding", 0) > 0
-    assert result.tracker["duplicates"] > 0
 
 
 def test_cli_tenants_and_keys(stack: Stack) -> None:
@@ -198,7 +188,7 @@ def test_cli_import_waits_for_a_server_that_is_down_for_the_first_30_seconds(sta
 @pytest.mark.timeout(1200)
 def test_cli_import_interrupted_reports_what_was_sent_and_a_rerun_completes_it(stack: Stack, tmp_path: Path) -> None:
     key = stack.new_tenant()["api_key"]
-    total = 6000
+    total = 4000
     source = write_ndjson(tmp_path / "big.ndjson", recent_events(total, 3, "intr"))
     # Given an import through a slow proxy (half a second per batch)
     proxy = FaultProxy(int(stack.api.rsplit(":", 1)[1]), fates={"pass": 1.0}, delay_seconds=0.5)
@@ -211,7 +201,7 @@ def test_cli_import_interrupted_reports_what_was_sent_and_a_rerun_completes_it(s
         text=True,
     )
     deadline = time.monotonic() + 120
-    while proxy.counts["pass"] < 4 and time.monotonic() < deadline:
+    while proxy.counts["pass"] < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     # When Ctrl-C arrives half way
     importing.send_signal(signal.SIGINT)
