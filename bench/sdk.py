@@ -3,8 +3,8 @@
 1. ``activity-tracker events import`` of an NDJSON file (no event ids: the CLI derives them) through the
    local stack, timed from the command's start to its exit, next to the stack's raw batch-ingest rate
    measured in the same run with the same concurrency (bench/ingest.py's client: pre-built events, plain
-   JSON, 4 keep-alive connections), once before and once after the import (their mean is the reference;
-   goal: the import at least 0.9 of it).
+   JSON, 4 keep-alive connections, 300 s per request: the CLI gets ``--timeout 300`` too), once before and
+   once after the import (their mean is the reference; goal: the import at least 0.9 of it).
 2. The SDK's exactly-once figure: events tracked from 8 threads through one ``Tracker`` behind a proxy that
    answers 429/503 and drops connections before and after the stack stored a batch
    (tests/e2e/fault_proxy.py), then every event read back: stored, missing, stored twice.
@@ -37,8 +37,9 @@ def _import_with_cli(port: int, key: str, events: list[dict[str, Any]]) -> dict[
         with source.open("w", encoding="utf-8") as out:
             for event in events:
                 out.write(json.dumps({k: v for k, v in event.items() if k != "event_id"}) + "\n")
-        command = [sys.executable, "-m", "activity_tracker", "events", "import", str(source), "--no-progress"]
-        command += ["--concurrency", str(CLIENTS)]
+        command = [sys.executable, "-m", "activity_tracker", "--timeout", "300", "events", "import", str(source)]
+        command.append("--no-progress")
+        command += ["--concurrency", str(CLIENTS)]  # as many connections as the raw client
         environment = {
             **os.environ,
             "PYTHONPATH": str(SDK_SOURCE),
