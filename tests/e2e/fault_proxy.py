@@ -143,15 +143,28 @@ class FaultProxy:
 
 
 def read_back(request: Callable[[str], Any], users: list[str]) -> Counter[str]:
-    """How many times each ``metadata.seq`` is stored, over every event of ``users`` (paged)."""
+    """How many times each ``metadata.seq`` is stored, over every event of ``users`` (paged).
+
+    ``request`` returns None when a page could not be read (the store busy): the page is asked again,
+    smaller (a busy store times out on large pages).
+    """
     from urllib.parse import quote
 
     seen: Counter[str] = Counter()
     for user in users:
-        cursor = None
+        cursor, limit, failures = None, 250, 0
         while True:
-            path = f"/v1/users/{quote(user, safe='')}/events?limit=250" + (f"&cursor={quote(cursor)}" if cursor else "")
+            path = f"/v1/users/{quote(user, safe='')}/events?limit={limit}" + (
+                f"&cursor={quote(cursor)}" if cursor else ""
+            )
             page = request(path)
+            if page is None:
+                failures += 1
+                if failures > 200:
+                    raise RuntimeError(f"could not read {path}")
+                limit = max(25, limit // 2)
+                time.sleep(1)
+                continue
             for item in page["items"]:
                 seen[str(item["metadata"]["seq"])] += 1
             cursor = page.get("next_cursor")
@@ -225,13 +238,11 @@ def exactly_once(
 
     def get(path: str) -> Any:
         request = urllib.request.Request(f"{api}{path}", headers={"x-api-key": key})  # noqa: S310 - local URL
-        for _attempt in range(180):  # up to 3 minutes per page: the stack may be busy with its rollup
-            try:
-                with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
-                    return json.loads(answer.read())
-            except OSError:  # 429/503 (HTTPError is an OSError) or the stack busy: wait, read again
-                time.sleep(1)
-        raise RuntimeError(f"could not read {path}")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310
+                return json.loads(answer.read())
+        except OSError:  # 429/503 (HTTPError is an OSError) or a timeout: read_back asks again
+            return None
 
     seen = read_back(get, user_ids)
     total = per_thread * threads
