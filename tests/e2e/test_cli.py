@@ -93,6 +93,7 @@ def summary_counts(output: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.timeout(900)
 def test_cli_tenants_and_keys(stack: Stack) -> None:
     admin = stack.admin_key
     created = cli(stack, admin, "tenants", "create", "--name", "CLI shop", "--timezone", "Europe/Kyiv")
@@ -228,6 +229,7 @@ def test_cli_import_interrupted_reports_what_was_sent_and_a_rerun_completes_it(s
     assert sorted(event["metadata"]["seq"] for event in stored) == list(range(total))
 
 
+@pytest.mark.timeout(900)
 def test_cli_export_pages_through_every_event_of_a_user(stack: Stack, tmp_path: Path) -> None:
     key = stack.new_tenant()["api_key"]
     source = write_ndjson(tmp_path / "one.ndjson", recent_events(1100, 1, "exp"))
@@ -240,6 +242,7 @@ def test_cli_export_pages_through_every_event_of_a_user(stack: Stack, tmp_path: 
     assert [json.loads(line)["metadata"]["seq"] for line in newest.stdout.splitlines()] == list(range(1097, -1, -3))
 
 
+@pytest.mark.timeout(900)
 def test_cli_stats_tables(stack: Stack, tmp_path: Path) -> None:
     key = stack.new_tenant()["api_key"]
     source = write_ndjson(tmp_path / "stats.ndjson", recent_events(30, 2, "st"))
