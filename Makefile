@@ -30,7 +30,7 @@ test: lint typecheck template openapi-check scan ## Everything CI checks
 	$(PY) -m pytest tests
 
 scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
-	$(VENV)/bin/bandit -q -r layers functions local_stack ops -ll
+	$(VENV)/bin/bandit -q -r layers functions local_stack ops clients/python/src -ll
 	$(VENV)/bin/pip-audit --disable-pip --no-deps -r requirements/run.txt -r layers/deps/requirements.txt 2>&1 | tee .venv/pip-audit.txt | head -3
 	@! grep -q "could not be audited" .venv/pip-audit.txt || echo "pip-audit: the vulnerability service was out of reach for some packages (listed in .venv/pip-audit.txt); they were not audited."
 	$(VENV)/checkov/bin/checkov --config-file .checkov.yaml -f template.yaml
@@ -41,7 +41,7 @@ lint: $(DEV_STAMP) ## ruff, and the architecture contracts of pyproject.toml (im
 	PYTHONPATH=layers/tracker $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(DEV_STAMP)
-	$(VENV)/bin/mypy layers/tracker/tracker functions local_stack ops
+	$(VENV)/bin/mypy layers/tracker/tracker functions local_stack ops clients/python/src
 
 template: $(SAM_STAMP) ## sam validate --lint and sam build (compiled packages must match the functions' architecture)
 	$(SAM) validate --lint

@@ -10,6 +10,8 @@
 7. Exporting one user with 100,000 events: the worker's time, requests and their price.
 8. Live activity: 100 WebSocket clients and 500 events/s for 30 s through the local stack; every client must
    receive exactly its user's events; the broadcast lag p50/p99 (``bench/live.py``).
+9. The Python SDK and CLI: an NDJSON import through the CLI against the raw batch-ingest rate, and the
+   SDK's exactly-once figure under injected faults (bench/sdk.py).
 
 The report goes to stdout and, as JSON, to ``.bench/results.json``; nothing else is written in the repository
 (bytecode goes to a directory under the system's temporary directory).

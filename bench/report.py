@@ -237,6 +237,27 @@ def _live(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _sdk(section: dict[str, Any]) -> list[str]:
+    cli, faults = section["cli_import"], section["exactly_once"]
+    ratio = section["ratio"]
+    verdict = "ok" if ratio is not None and ratio >= section["goal_ratio"] else "UNDER the goal"
+    tracker = faults["tracker"]
+    return [
+        f"5. Python SDK and CLI through the local stack ({section['clients']} connections each)",
+        f"   raw batch ingest (pre-built events): {section['raw_before']['events_per_second']:.0f} events/s before, "
+        f"{section['raw_after']['events_per_second']:.0f} after; mean {section['raw_events_per_second']:.0f}",
+        f"   {cli['command']}: {cli['events']:,} events in {cli['seconds']} s = "
+        f"{cli['events_per_second']:.0f} events/s, {ratio} of raw (goal >= {section['goal_ratio']}: {verdict})",
+        f"   the CLI said: {cli['summary']}",
+        f"   SDK exactly-once under injected faults: {faults['events']:,} events from {faults['threads']} threads in "
+        f"{faults['seconds']} s; stored {faults['stored']:,}, missing {faults['missing']}, stored twice "
+        f"{faults['stored_twice']}: {'ok' if faults['ok'] else 'NOT OK'}",
+        f"   the SDK: {tracker['requests']} requests, {tracker['retries']} retries, accepted {tracker['accepted']:,}, "
+        f"duplicates {tracker['duplicates']:,} (resent after a lost answer, stored once)",
+        f"   faults injected (batch requests): {faults['faults']}",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -254,6 +275,7 @@ def render(results: dict[str, Any]) -> str:
         ("emulator", _emulator),
         ("export", _export),
         ("live", _live),
+        ("sdk", _sdk),
     )
     for name, render_section in sections:
         if name in results:
