@@ -1,6 +1,7 @@
 """The e2e tier: the local stack started as a subprocess on free ports, driven over HTTP.
 
-Against a deployed stack instead: ``E2E_API_URL`` (the stack's ``ApiUrl`` output), ``E2E_ADMIN_KEY``
+Against a deployed stack instead: ``E2E_API_URL`` (the stack's ``ApiUrl`` output), ``E2E_WS_URL``
+(its ``WebSocketUrl``), ``E2E_ADMIN_KEY``
 (``make admin-key STACK=...``) and ``AWS_SAM_STACK_NAME`` (to find the rollup function, invoked
 with boto3 and your AWS credentials). Tests marked ``local_only`` (they read the local emulation
 or stop the stack) are skipped there.
@@ -181,6 +182,7 @@ def deployed_stack() -> Stack | None:
         aws=None,
         admin_key=admin_key,
         process=None,
+        ws=os.environ.get("E2E_WS_URL", ""),
         cloud_stack_name=os.environ.get("AWS_SAM_STACK_NAME"),
     )
 

@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.conftest import ROOT, Stack, free_port, rfc3339, run_rollup, send, start_stack, stop_stack
 from tests.e2e.fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_only]  # a local stack of its own (or its emulation)
 
 SERVER_DOWN_SECONDS = 30
 

@@ -194,6 +194,7 @@ def connection_items(stack: Stack) -> list[dict[str, Any]]:
     return items
 
 
+@pytest.mark.local_only  # reads the local emulation's connections table
 def test_a_client_that_leaves_is_forgotten(stack: Stack) -> None:
     tenant = stack.new_tenant()
 
@@ -234,6 +235,7 @@ def test_ten_clients_each_receive_exactly_their_users_events(stack: Stack) -> No
 # ---------------------------------------------------------------- the local server's own bounds
 
 
+@pytest.mark.local_only  # the local WebSocket server's own buffer
 def test_a_client_that_never_reads_is_dropped_with_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the local WebSocket server (with a small outbox and write buffer)
     monkeypatch.setattr(local_websocket, "OUTBOX_LIMIT", 50)

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.conftest import Stack, start_stack, stop_stack
 from tests.e2e.fault_proxy import exactly_once
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_only]  # a local stack of its own (or its emulation)
 
 SDK_FAULT_EVENTS = int(os.environ.get("SDK_FAULT_EVENTS", "5000"))
 
