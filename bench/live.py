@@ -34,6 +34,7 @@ BATCHES_PER_SECOND = 10
 SENDERS = 4
 DRAIN_SECONDS = 30.0
 SUBSCRIBE_ATTEMPTS = 3
+QUERY_ATTEMPTS = 10
 
 
 class Watcher:
@@ -161,7 +162,11 @@ def _stored(stack: Any, key: str, users: list[str]) -> dict[str, list[str]]:
             ids: list[str] = []
             path = f"/v1/users/{user}/events?limit=1000"
             while path:
-                status, page, _ = client.request("GET", path, key)
+                for _attempt in range(QUERY_ATTEMPTS):  # the store may be busy with the broadcast's backlog
+                    status, page, headers = client.request("GET", path, key)
+                    if status not in {429, 503}:
+                        break
+                    time.sleep(float(headers.get("retry-after", "1")))
                 if status != 200:
                     raise RuntimeError(f"GET {path} answered {status}: {page}")
                 ids += [item["event_id"] for item in page["items"]]
