@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.aggregates_table import aggregate_eraser
 from tracker.adapters.events_table import event_store
 from tracker.adapters.tenants_table import erasure_store
 from tracker.erasure import erase_user
@@ -21,7 +21,7 @@ require_settings("tenants_table", "events_table", "aggregates_table")  # fail at
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
     tenant_id, erasure_id = str(event["tenant_id"]), str(event["erasure_id"])
     logger.append_keys(tenant_id=tenant_id, erasure_id=erasure_id)
-    done = erase_user(erasure_store(), event_store(), aggregate_store(), tenant_id, erasure_id)
+    done = erase_user(erasure_store(), event_store(), aggregate_eraser(), tenant_id, erasure_id)
     metrics.add_metric(name="ErasuresCompleted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ErasedEvents", unit=MetricUnit.Count, value=done.deleted_events)
     logger.info("Erasure completed", extra={"deleted_events": done.deleted_events})
