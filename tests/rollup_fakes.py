@@ -349,8 +349,17 @@ def stored_from_received(event: ReceivedEvent) -> StoredEvent:
 
 # ---------------------------------------------------------------- running the rollup under a fault
 
-FaultKind = Literal["none", "twice", "crash", "lost_response", "stop", "race", "zombie", "erase"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("twice", "crash", "lost_response", "stop", "race", "zombie", "erase")
+FaultKind = Literal["none", "twice", "crash", "crash_older", "lost_response", "stop", "race", "zombie", "erase"]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "twice",
+    "crash",
+    "crash_older",
+    "lost_response",
+    "stop",
+    "race",
+    "zombie",
+    "erase",
+)
 LEASE = timedelta(minutes=5)
 SMALL_PART = 7
 """Events per part in the tests: runs are cut into parts, as a deadline or a backlog would."""
@@ -361,8 +370,9 @@ class Fault:
     """What goes wrong during one scheduled rollup, at the run's ``at``-th write (1-based).
 
     ``crash`` / ``lost_response``: that write is not applied / applied and unanswered, and the run
-    dies; the next run starts once its lease ran out. ``stop``: the run is told it is about to time
-    out at its ``at``-th check between parts; the next scheduled run goes on. ``race``: a second run
+    dies; the next run starts once its lease ran out. ``crash_older``: the same, and the next run is a
+    retried older schedule (it counts fewer events than the dead run wrote). ``stop``: the run is told
+    it is about to time out at its ``at``-th check between parts; the next scheduled run goes on. ``race``: a second run
     starts then (before the first took the lease, or while it holds it). ``zombie``: the first run's
     lease runs out then, a second run takes over and finishes, and the first goes on (it must not
     commit). ``erase``: a user is erased then. ``twice``: the same window is rolled up again, and a
@@ -424,7 +434,7 @@ def rollup_under_fault(
         harness.read()
         if n != fault.at:
             return
-        if fault.kind == "crash":
+        if fault.kind in ("crash", "crash_older"):
             raise Crash(f"died before write {n} ({what})")
         if fault.kind == "race":
             reports.append(run(FaultyStore(store, reading)))
@@ -439,12 +449,13 @@ def rollup_under_fault(
     elif fault.kind == "twice":
         reports += [run(FaultyStore(store, reading)) for _ in range(2)]
         reports.append(run(FaultyStore(store, reading), now - timedelta(hours=1)))
-    elif fault.kind in ("crash", "lost_response"):
+    elif fault.kind in ("crash", "crash_older", "lost_response"):
         lost = fault.at if fault.kind == "lost_response" else None
         with contextlib.suppress(Crash):
             reports.append(run(FaultyStore(store, at_the_fault, lose_response_at=lost)))
         wall[0] += LEASE + timedelta(milliseconds=1)
-        reports.append(run(FaultyStore(store, reading)))
+        rerun_at = now - timedelta(minutes=1) if fault.kind == "crash_older" else now
+        reports.append(run(FaultyStore(store, reading), rerun_at))
     else:
         reports.append(run(FaultyStore(store, reading), should_stop=StopAfter(fault.at)))
     return reports

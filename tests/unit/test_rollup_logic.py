@@ -253,7 +253,7 @@ def test_each_aggregate_is_written_once_per_part_however_many_events_it_counts()
         received(store, T0 + timedelta(milliseconds=index), user=f"u{index % 2}", action=("a", "b", "c")[index % 3])
     # When one run counts them
     report = rollup(store, T0 + timedelta(minutes=1))
-    # Then it wrote each aggregate once: 2 user-hours, 2 user-days and their 2 top-user twins, 1 tenant-day, 3 action-days
+    # Then it wrote each aggregate once: 2 user-hours, 2 user-days, their 2 top-user twins, 1 tenant-day, 3 action-days
     assert report.aggregates_written == store.writes == 10
     check_statistics(store, reference(store), T0 + timedelta(minutes=1), users={"u0", "u1"}, actions={"a", "b", "c"})
 
@@ -491,7 +491,7 @@ def test_a_tenant_whose_writes_fail_is_set_apart_and_the_others_move_on() -> Non
     now = T0 + timedelta(minutes=5)
     # When a run goes
     report = rollup(store, now)
-    # Then it names the failed tenant; the other tenant's statistics moved on, the failed one's stayed exact as they were
+    # Then it names the failed tenant; the other tenant's statistics moved on, the failed one's stayed as they were
     assert report.failed_tenants == (OTHER,)
     assert store.progress.snapshot(TENANT)[1] == now
     assert store.progress.snapshot(OTHER)[1] == first
