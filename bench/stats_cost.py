@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from bench.common import function, log
 from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
-from bench.dynamo import Recorder, large_commits, mocked_aws
+from bench.dynamo import Recorder, mocked_aws
 
 if TYPE_CHECKING:
     from local_stack.template import FunctionSpec, Template
     from tracker.records import EventRecord
 
 HOURS = 48
+# A third tenant for long top-users windows: every one of 20 users active in each of the last 720 hours.
+MONTH_USERS = 20
+MONTH_HOURS = 720
 SEED = 424242
 ACTION = ACTIONS[0]
 # The route's query parameters, by the event name of the route in template.yaml.
@@ -146,7 +149,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         key: TenantSpec(key, f"Bench {key} {count:,}", "Europe/Kyiv", users, 0.5) for key, count in sizes.items()
     }
     with mocked_aws(template, environment) as moto:
-        from tracker.adapters.aggregates_table import DynamoAggregateStore
+        from tracker.adapters.aggregates_table import rollup_aggregates
         from tracker.adapters.tenants_table import DynamoTenantStore
         from tracker.rollup import run_rollup
 
@@ -155,7 +158,8 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         direct: Any = moto.direct
         setup_tenants = DynamoTenantStore(direct, tenants_table)
         generated = datetime.now(UTC)
-        ids = create_tenants(setup_tenants, tenants.values(), generated - timedelta(days=3))
+        month_tenant = TenantSpec("month", "Bench month", "Europe/Kyiv", MONTH_USERS, 0.0)
+        ids = create_tenants(setup_tenants, [*tenants.values(), month_tenant], generated - timedelta(days=31))
         last_hour = generated.replace(minute=0, second=0, microsecond=0)
         rng = random.Random(SEED)  # noqa: S311 - reproducible test data
         data: dict[str, list[EventRecord]] = {}
@@ -164,18 +168,27 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             events = grid(rng, ids[key], count, users=users, hours=HOURS, last_hour=last_hour, prefix=key)
             write_events(moto.direct, events_table, events)
             data[key] = events
-        log(f"stats: rolling up {small + large:,} events")
-        store = DynamoAggregateStore(direct, moto.tables["AggregatesTable"], events_table)
-        with large_commits():
-            report = run_rollup(
-                store,
-                zone_reader(setup_tenants),
-                now=datetime.now(UTC),
-                settle=timedelta(0),
-                initial_lookback=timedelta(hours=HOURS + 2),
-            )
-        if not report.finished or report.events != small + large:
-            raise RuntimeError(f"the set-up rollup counted {report.events} of {small + large} events: {report}")
+        month = grid(
+            rng,
+            ids["month"],
+            MONTH_USERS * MONTH_HOURS,
+            users=MONTH_USERS,
+            hours=MONTH_HOURS,
+            last_hour=last_hour,
+            prefix="month",
+        )
+        write_events(moto.direct, events_table, month)
+        data["month"] = month
+        log(f"stats: rolling up {small + large + len(month):,} events")
+        report = run_rollup(
+            rollup_aggregates(),
+            zone_reader(setup_tenants),
+            now=datetime.now(UTC),
+            settle=timedelta(0),
+            initial_lookback=timedelta(hours=MONTH_HOURS + 2),
+        )
+        if not report.finished or report.events != small + large + len(month):
+            raise RuntimeError(f"the set-up rollup counted {report.events} events: {report}")
         setup_seconds = time.perf_counter() - started
 
         handler = _load_handler(spec)
@@ -193,6 +206,14 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
                 routes=routes,
                 handler=handler,
                 tenants=tenant_context,
+                data=data,
+                context=new_context,
+                client=moto.client,
+            )
+            windows = _top_users_windows(
+                route=routes["TopUsers"],
+                handler=handler,
+                tenants={**tenant_context, "month": {"tenant_id": ids["month"], "timezone": "Europe/Kyiv"}},
                 data=data,
                 context=new_context,
                 client=moto.client,
@@ -216,9 +237,40 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         "timezone": "Europe/Kyiv",
         "setup_seconds": round(setup_seconds, 1),
         "routes": measured,
+        "top_users_windows": windows,
         "all_equal": all(all(entry.values()) for entry in comparison.values()),
         "comparison": comparison,
     }
+
+
+def _top_users_windows(
+    *,
+    route: Any,
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    tenants: dict[str, dict[str, str]],
+    data: dict[str, list[EventRecord]],
+    context: Callable[[], Any],
+    client: Any,
+) -> dict[str, Any]:
+    """Items read by top-users for 24, 168 and 720 hours, next to the distinct users active in the window."""
+    figures: dict[str, Any] = {}
+    now = datetime.now(UTC)
+    for key, tenant in tenants.items():
+        for hours in (24, 168, 720):
+            event = _proxy_event(route.path, {}, {"hours": str(hours), "limit": "10"}, tenant)
+            with Recorder(client) as recorder, _quiet_stdout():
+                answer = handler(event, context())
+            start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+            active = {e.user_id for e in data[key] if e.occurred_at >= start}
+            counts = recorder.counts
+            figures[f"{key} hours={hours}"] = {
+                "status": answer.get("statusCode"),
+                "distinct_users_in_window": len(active),
+                "items_read": counts.total_items_read,
+                "requests": counts.total_requests,
+                "read_request_units": round(counts.read_units, 1),
+            }
+    return figures
 
 
 def _measure(

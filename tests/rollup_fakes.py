@@ -184,8 +184,8 @@ class InMemoryAggregateStore:
 Mutation = Literal["progress", "journal", "aggregate", "delete_journals"]
 
 
-class Crash(Exception):
-    """The run died (the Lambda was killed, the network dropped) at this write."""
+class Crash(BaseException):
+    """The run was killed (the Lambda timed out, its host died) at this write: no cleanup runs."""
 
 
 class FaultyStore:

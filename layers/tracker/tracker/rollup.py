@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -109,10 +110,12 @@ def run_rollup(
             if progress.as_of is not None and end <= progress.as_of:
                 _release(store, progress)
                 return RollupReport(events, commits, started_from, progress.as_of, finished=True)
-            part = _read_part(store, progress, zone_of, end, initial_lookback, max_events_per_part)
+            part = _read_part(
+                store, progress, zone_of, end=end, lookback=initial_lookback, max_events=max_events_per_part
+            )
             items, failed = _write_part(store, progress, part.tally)
             more = part.cut and not should_stop()
-            progress = _commit(store, progress, started_from, part.end, failed, more)
+            progress = _commit(store, progress, started=started_from, part_end=part.end, failed=failed, more=more)
             events, commits, written = events + part.tally.events, commits + 1, written + items
             failures.update(failed)
             if not more:
@@ -128,6 +131,9 @@ def run_rollup(
                 )
     except RollupConflict:
         return RollupReport(events, commits, started_from, progress.as_of, finished=False, conflict=True)
+    except Exception:
+        _abandon(store, progress)
+        raise
 
 
 def _start(progress: Progress, end: datetime, initial_lookback: timedelta) -> datetime:
@@ -140,6 +146,7 @@ def _read_part(
     store: RollupStore,
     progress: Progress,
     zone_of: Callable[[str], ZoneInfo],
+    *,
     end: datetime,
     lookback: timedelta,
     max_events: int,
@@ -247,7 +254,7 @@ def _cleanup_items(store: RollupStore, progress: Progress, planned: Iterable[Agg
 
 
 def _commit(
-    store: RollupStore, progress: Progress, started: datetime, part_end: datetime, failed: dict[str, str], more: bool
+    store: RollupStore, progress: Progress, *, started: datetime, part_end: datetime, failed: dict[str, str], more: bool
 ) -> Progress:
     token = progress.fence
     as_of = max(part_end, progress.as_of) if progress.as_of else part_end
@@ -277,6 +284,14 @@ def _commit(
     done = {token, *progress.dirty, *(t for lag in progress.lagging.values() for t in lag.dirty)}
     store.delete_journals(sorted(done - kept))
     return committed
+
+
+def _abandon(store: RollupStore, progress: Progress) -> None:
+    """After a failure: gives the lease back, this part listed dirty, so the next run need not wait
+    for the lease to run out (best effort: if this fails too, the lease runs out)."""
+    with suppress(Exception):
+        abandoned = replace(progress, lease_until=None, dirty=(*progress.dirty, progress.fence))
+        store.replace_progress(abandoned, progress.fence)
 
 
 def _release(store: RollupStore, progress: Progress) -> None:
