@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -202,22 +203,10 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             def new_context() -> Any:
                 return LambdaContext(setup, str(uuid.uuid4()), "bench")
 
-            measured = _measure(
-                routes=routes,
-                handler=handler,
-                tenants=tenant_context,
-                data=data,
-                context=new_context,
-                client=moto.client,
-            )
-            windows = _top_users_windows(
-                route=routes["TopUsers"],
-                handler=handler,
-                tenants={**tenant_context, "month": {"tenant_id": ids["month"], "timezone": "Europe/Kyiv"}},
-                data=data,
-                context=new_context,
-                client=moto.client,
-            )
+            caller = _Caller(handler, new_context, moto.client)
+            measured = _measure(caller, routes, tenant_context, data)
+            everyone = {**tenant_context, "month": {"tenant_id": ids["month"], "timezone": "Europe/Kyiv"}}
+            windows = _top_users_windows(caller, routes["TopUsers"].path, everyone, data)
             if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour_before:
                 break
             log(f"stats: an hour began during the measurement (attempt {attempt + 1}); measuring again")
@@ -243,29 +232,39 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
     }
 
 
+@dataclass
+class _Caller:
+    """Invokes the stats handler as API Gateway would, for a tenant, counting the product client's requests."""
+
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    context: Callable[[], Any]
+    client: Any
+
+    def get(
+        self, path: str, path_parameters: dict[str, str], query: dict[str, str], tenant: dict[str, str]
+    ) -> tuple[dict[str, Any], Any, float]:
+        """The answer, the DynamoDB counts, the milliseconds."""
+        event = _proxy_event(path, path_parameters, query, tenant)
+        with Recorder(self.client) as recorder, _quiet_stdout():
+            started = time.perf_counter()
+            answer = self.handler(event, self.context())
+            milliseconds = (time.perf_counter() - started) * 1000
+        return answer, recorder.counts, milliseconds
+
+
 def _top_users_windows(
-    *,
-    route: Any,
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-    tenants: dict[str, dict[str, str]],
-    data: dict[str, list[EventRecord]],
-    context: Callable[[], Any],
-    client: Any,
+    caller: _Caller, path: str, tenants: dict[str, dict[str, str]], data: dict[str, list[EventRecord]]
 ) -> dict[str, Any]:
     """Items read by top-users for 24, 168 and 720 hours, next to the distinct users active in the window."""
     figures: dict[str, Any] = {}
     now = datetime.now(UTC)
     for key, tenant in tenants.items():
         for hours in (24, 168, 720):
-            event = _proxy_event(route.path, {}, {"hours": str(hours), "limit": "10"}, tenant)
-            with Recorder(client) as recorder, _quiet_stdout():
-                answer = handler(event, context())
+            answer, counts, _ = caller.get(path, {}, {"hours": str(hours), "limit": "10"}, tenant)
             start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-            active = {e.user_id for e in data[key] if e.occurred_at >= start}
-            counts = recorder.counts
             figures[f"{key} hours={hours}"] = {
                 "status": answer.get("statusCode"),
-                "distinct_users_in_window": len(active),
+                "distinct_users_in_window": len({e.user_id for e in data[key] if e.occurred_at >= start}),
                 "items_read": counts.total_items_read,
                 "requests": counts.total_requests,
                 "read_request_units": round(counts.read_units, 1),
@@ -274,13 +273,7 @@ def _top_users_windows(
 
 
 def _measure(
-    *,
-    routes: dict[str, Any],
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-    tenants: dict[str, dict[str, str]],
-    data: dict[str, list[EventRecord]],
-    context: Callable[[], Any],
-    client: Any,
+    caller: _Caller, routes: dict[str, Any], tenants: dict[str, dict[str, str]], data: dict[str, list[EventRecord]]
 ) -> dict[str, Any]:
     measured: dict[str, Any] = {}
     for event_name, query in PARAMETERS.items():
@@ -294,16 +287,12 @@ def _measure(
             "description": DESCRIPTIONS[event_name],
         }
         for key, tenant in tenants.items():
-            event = _proxy_event(route.path, path_parameters, query, tenant)
-            with Recorder(client) as recorder, _quiet_stdout():
-                started = time.perf_counter()
-                answer = handler(event, context())
-                milliseconds = (time.perf_counter() - started) * 1000
+            answer, counts, milliseconds = caller.get(route.path, path_parameters, query, tenant)
             body = json.loads(answer.get("body") or "{}")
             per_size[key] = {
                 "status": answer.get("statusCode"),
                 "ms": round(milliseconds, 1),
-                "dynamodb": recorder.counts.as_dict(),
+                "dynamodb": counts.as_dict(),
                 "answer_matches_data": answer.get("statusCode") == 200 and _sanity(event_name, body, data[key]),
                 "items_in_answer": len(body.get("items", [])),
             }
