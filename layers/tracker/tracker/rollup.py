@@ -182,6 +182,8 @@ def _write_part(store: RollupStore, progress: Progress, tally: Tally) -> tuple[i
             items[item.key] = item
     for item in _cleanup_items(store, progress, items.keys()):
         items[item.key] = item
+    if not items:
+        return 0, {}
     store.write_journal(token, sorted(items))
     failed = store.write_aggregates(list(items.values()))
     if any(isinstance(error, RollupConflict) for error in failed.values()):
