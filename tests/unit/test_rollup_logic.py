@@ -330,13 +330,18 @@ class _CountingReads(InMemoryAggregateStore):
         return super().received_events(start, end)
 
 
+def _two_parts(store: InMemoryAggregateStore) -> datetime:
+    """Two groups of 7 users (two parts of 7 events); the time to roll them up."""
+    wide_group(store, T0, 7)
+    wide_group(store, T0 + timedelta(seconds=1), 7)
+    return T0 + timedelta(minutes=1)
+
+
 @pytest.mark.parametrize("at", [1, 2, 3, 5, 8])
 def test_of_two_runs_at_once_one_exits_without_reading_events(at: int) -> None:
     # Given events for two parts
     store = _CountingReads()
-    wide_group(store, T0, 7)
-    wide_group(store, T0 + timedelta(seconds=1), 7)
-    now = T0 + timedelta(minutes=1)
+    now = _two_parts(store)
     # When a second run starts at the first run's `at`-th write (1: both read the record, neither holds the lease)
     reports = rollup_under_fault(store, Fault("race", at), zone_of=lambda _t: KYIV, now=now, initial_lookback=LOOKBACK)
     # Then one of them was skipped and read no event; the other counted everything, with no conflict
@@ -351,9 +356,7 @@ def test_of_two_runs_at_once_one_exits_without_reading_events(at: int) -> None:
 def test_a_run_past_its_lease_cannot_commit_once_another_took_over(at: int) -> None:
     # Given events for two parts
     store = InMemoryAggregateStore()
-    wide_group(store, T0, 7)
-    wide_group(store, T0 + timedelta(seconds=1), 7)
-    now = T0 + timedelta(minutes=1)
+    now = _two_parts(store)
     # When the first run's lease runs out at its `at`-th write and a second run takes over
     first, second = rollup_under_fault(
         store, Fault("zombie", at), zone_of=lambda _t: KYIV, now=now, initial_lookback=LOOKBACK
