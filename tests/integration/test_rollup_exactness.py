@@ -661,8 +661,9 @@ def _wire(stack: Stack, tenant: str, user: str, action: str, occurred: datetime,
     return {"tenant": tenant, **stack.raw(user, action, occurred + off), "sent_at": "{sent_at}", "skew": skew}
 
 
+@pytest.mark.timeout(1800)  # a reader before every write of every run: slow on moto
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
