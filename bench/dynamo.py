@@ -69,6 +69,10 @@ class Counts:
     write_items: int = 0
     """Items written: each item of a TransactWriteItems, PutItem, UpdateItem, DeleteItem or BatchWriteItem."""
     transactional_write_items: int = 0
+    write_units: int = 0
+    """Write request units: 1 per KB of each item written (the larger of its old and new size, for a
+    PutItem the new one: the rollup's items only grow, a journal's delete costs what its put did),
+    2 per KB in a transaction (a ConditionCheck as a write of the item checked)."""
     errors: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -89,6 +93,7 @@ class Counts:
             "read_request_units": round(self.read_units, 1),
             "write_items": self.write_items,
             "transactional_write_items": self.transactional_write_items,
+            "write_request_units": self.write_units,
             "errors": dict(self.errors),
         }
 
@@ -101,6 +106,8 @@ class Recorder:
         self._id = f"bench-{uuid.uuid4().hex}"
         self._lock = threading.Lock()
         self.counts = Counts()
+        self._sizes: dict[str, int] = {}
+        """The size of each item this recorder saw put, by key: what deleting it costs."""
 
     def __enter__(self) -> Recorder:
         self._events.register("before-call.dynamodb", self._before_call, unique_id=f"{self._id}-before")
@@ -121,14 +128,25 @@ class Recorder:
             if operation == "TransactWriteItems":
                 counts.write_items += len(body["TransactItems"])
                 counts.transactional_write_items += len(body["TransactItems"])
+                for entry in body["TransactItems"]:
+                    ((_, request),) = entry.items()
+                    counts.write_units += 2 * self._units(request.get("Item") or request["Key"])
             elif operation in {"PutItem", "UpdateItem", "DeleteItem"}:
                 counts.write_items += 1
+                counts.write_units += self._units(body.get("Item") or body["Key"], deleted=operation == "DeleteItem")
             elif operation == "BatchWriteItem":
                 counts.write_items += sum(len(requests) for requests in body["RequestItems"].values())
             elif operation == "GetItem":
                 counts.keys_requested += 1
             elif operation == "BatchGetItem":
                 counts.keys_requested += sum(len(table["Keys"]) for table in body["RequestItems"].values())
+
+    def _units(self, item: dict[str, Any], deleted: bool = False) -> int:
+        key = json.dumps({name: item[name] for name in ("pk", "sk") if name in item}, sort_keys=True)
+        size = self._sizes.pop(key, 1) if deleted else self._sizes.setdefault(key, item_size(item))
+        if not deleted:
+            self._sizes[key] = size = max(size, item_size(item))
+        return math.ceil(size / WRITE_UNIT_BYTES)
 
     def _after_call(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         operation = model.name
@@ -258,24 +276,6 @@ class DirectClient:
         """Every item of a table (for checks after a run)."""
         for item in stored_items(self._backend.get_table(table)):
             yield item.to_json()["Attributes"]
-
-
-@contextmanager
-def large_commits() -> Iterator[None]:
-    """Lets the set-up's rollup runs commit 1,000 aggregates at once (through ``DirectClient``), not 99.
-
-    The aggregates are the same whatever the chunk size (that is the rollup's exactness, and the bench
-    checks the totals); only the set-up gets faster. Measured runs keep the product's limits. (Larger
-    chunks would not help: ``Chunk.keys_with`` is linear in the chunk's size, once per event.)
-    """
-    from tracker import rollup
-
-    saved = rollup.MAX_ITEMS_PER_COMMIT
-    rollup.MAX_ITEMS_PER_COMMIT = 1_000
-    try:
-        yield
-    finally:
-        rollup.MAX_ITEMS_PER_COMMIT = saved
 
 
 @dataclass

@@ -97,7 +97,7 @@ def _rollup(section: dict[str, Any]) -> list[str]:
         "3. Rollup: one run of tracker.rollup.run_rollup on moto, the product's client counted "
         "(items read = Items of Query + Responses of BatchGetItem + Item of GetItem)",
         f"   {'scenario':<28}{'older':>8}{'new':>7}{'items read':>11}{'/event':>8}{'keys+items/ev':>14}"
-        f"{'RRU/ev':>8}{'writes/ev':>10}{'commits':>8}{'seconds':>8}",
+        f"{'RRU/ev':>8}{'aggr. writes/ev':>16}{'writes/ev':>10}{'WRU/ev':>8}{'parts':>6}{'seconds':>8}",
     ]
     names = {
         "A_with_history": "A: with older events",
@@ -110,7 +110,8 @@ def _rollup(section: dict[str, Any]) -> list[str]:
         lines.append(
             f"   {label:<28}{entry['old_events']:>8}{entry['new_events']:>7}{counts['total_items_read']:>11}"
             f"{entry['items_read_per_event']:>8.4f}{entry['keys_and_items_read_per_event']:>14.4f}"
-            f"{entry['read_units_per_event']:>8.4f}{entry['write_items_per_event']:>10.3f}{entry['commits']:>8}"
+            f"{entry['read_units_per_event']:>8.4f}{entry['aggregate_writes_per_event']:>16.4f}"
+            f"{entry['write_items_per_event']:>10.4f}{entry['write_units_per_event']:>8.4f}{entry['commits']:>6}"
             f"{entry['rollup_seconds']:>8.1f}"
         )
     for key, label in names.items():
@@ -118,7 +119,13 @@ def _rollup(section: dict[str, Any]) -> list[str]:
         lines.append(
             f"   {label}: the new events add to {entry['distinct_aggregates_of_new_events']:,} distinct aggregates "
             f"({entry['distinct_user_days_of_new_events']:,} user-days); the run wrote "
-            f"{entry['dynamodb']['transactional_write_items']:,} items in {entry['commits']} transactions"
+            f"{entry['aggregates_written']:,} aggregates in {entry['commits']} part(s), "
+            f"{entry['dynamodb']['write_request_units']:,} WRU in all"
+        )
+        reader = entry["reader_every_100ms"]
+        lines.append(
+            f"   {label}: a reader polling daily every 100 ms during the run: {reader['answers']} answers, "
+            f"{reader['status_503']} 503, as_of or a count went back {reader['as_of_or_count_went_back']} times"
         )
         lines.append(
             f"   {label}: requests {_ops(entry['dynamodb']['requests'])}; items {_ops(entry['dynamodb']['items_read'])}"
@@ -142,9 +149,7 @@ def _rollup(section: dict[str, Any]) -> list[str]:
     if event:
         lines.append("   one ingested event: " + ", ".join(f"{name} {size} bytes" for name, size in event.items()))
     sizes = section["A_with_history"]["aggregate_item_bytes"]
-    lines.append(
-        f"   largest aggregate item {sizes['max']} bytes (mean {sizes['mean']}): each transactional write is 2 WRU"
-    )
+    lines.append(f"   largest aggregate item {sizes['max']} bytes (mean {sizes['mean']})")
     return lines
 
 
@@ -166,6 +171,11 @@ def _stats(section: dict[str, Any]) -> list[str]:
     for measured in section["routes"].values():
         lines.append(f"   {measured['description']}: {_ops(measured['small']['dynamodb']['requests'])}")
     lines.append(f"   all equal between {small:,} and {large:,}: {'yes' if section['all_equal'] else 'NO'}")
+    for window, figures in section.get("top_users_windows", {}).items():
+        lines.append(
+            f"   top-users {window}: {figures['distinct_users_in_window']} distinct users active, "
+            f"{figures['items_read']} items read, {figures['requests']} requests, {figures['read_request_units']} RRU"
+        )
     return lines
 
 

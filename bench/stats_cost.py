@@ -16,18 +16,22 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bench.common import function, load_function_module, log, quiet_stdout
 from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
-from bench.dynamo import Recorder, large_commits, mocked_aws
+from bench.dynamo import Recorder, mocked_aws
 
 if TYPE_CHECKING:
     from local_stack.template import Template
     from tracker.records import EventRecord
 
 HOURS = 48
+# A third tenant for long top-users windows: every one of 20 users active in each of the last 720 hours.
+MONTH_USERS = 20
+MONTH_HOURS = 720
 SEED = 424242
 ACTION = ACTIONS[0]
 # The route's query parameters, by the event name of the route in template.yaml.
@@ -113,7 +117,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         key: TenantSpec(key, f"Bench {key} {count:,}", "Europe/Kyiv", users, 0.5) for key, count in sizes.items()
     }
     with mocked_aws(template, environment) as moto:
-        from tracker.adapters.aggregates_table import DynamoAggregateStore
+        from tracker.adapters.aggregates_table import rollup_aggregates
         from tracker.adapters.tenants_table import DynamoTenantStore
         from tracker.rollup import run_rollup
 
@@ -122,7 +126,8 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         direct: Any = moto.direct
         setup_tenants = DynamoTenantStore(direct, tenants_table)
         generated = datetime.now(UTC)
-        ids = create_tenants(setup_tenants, tenants.values(), generated - timedelta(days=3))
+        month_tenant = TenantSpec("month", "Bench month", "Europe/Kyiv", MONTH_USERS, 0.0)
+        ids = create_tenants(setup_tenants, [*tenants.values(), month_tenant], generated - timedelta(days=31))
         last_hour = generated.replace(minute=0, second=0, microsecond=0)
         rng = random.Random(SEED)  # noqa: S311 - reproducible test data
         data: dict[str, list[EventRecord]] = {}
@@ -131,18 +136,27 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             events = grid(rng, ids[key], count, users=users, hours=HOURS, last_hour=last_hour, prefix=key)
             write_events(moto.direct, events_table, events)
             data[key] = events
-        log(f"stats: rolling up {small + large:,} events")
-        store = DynamoAggregateStore(direct, moto.tables["AggregatesTable"], events_table)
-        with large_commits():
-            report = run_rollup(
-                store,
-                zone_reader(setup_tenants),
-                now=datetime.now(UTC),
-                settle=timedelta(0),
-                initial_lookback=timedelta(hours=HOURS + 2),
-            )
-        if not report.finished or report.events != small + large:
-            raise RuntimeError(f"the set-up rollup counted {report.events} of {small + large} events: {report}")
+        month = grid(
+            rng,
+            ids["month"],
+            MONTH_USERS * MONTH_HOURS,
+            users=MONTH_USERS,
+            hours=MONTH_HOURS,
+            last_hour=last_hour,
+            prefix="month",
+        )
+        write_events(moto.direct, events_table, month)
+        data["month"] = month
+        log(f"stats: rolling up {small + large + len(month):,} events")
+        report = run_rollup(
+            rollup_aggregates(),
+            zone_reader(setup_tenants),
+            now=datetime.now(UTC),
+            settle=timedelta(0),
+            initial_lookback=timedelta(hours=MONTH_HOURS + 2),
+        )
+        if not report.finished or report.events != small + large + len(month):
+            raise RuntimeError(f"the set-up rollup counted {report.events} events: {report}")
         setup_seconds = time.perf_counter() - started
 
         handler = getattr(load_function_module(spec, "bench_stats_app"), spec.handler_function)
@@ -156,14 +170,10 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             def new_context() -> Any:
                 return LambdaContext(setup, str(uuid.uuid4()), "bench")
 
-            measured = _measure(
-                routes=routes,
-                handler=handler,
-                tenants=tenant_context,
-                data=data,
-                context=new_context,
-                client=moto.client,
-            )
+            caller = _Caller(handler, new_context, moto.client)
+            measured = _measure(caller, routes, tenant_context, data)
+            everyone = {**tenant_context, "month": {"tenant_id": ids["month"], "timezone": "Europe/Kyiv"}}
+            windows = _top_users_windows(caller, routes["TopUsers"].path, everyone, data)
             if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour_before:
                 break
             log(f"stats: an hour began during the measurement (attempt {attempt + 1}); measuring again")
@@ -183,19 +193,54 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         "timezone": "Europe/Kyiv",
         "setup_seconds": round(setup_seconds, 1),
         "routes": measured,
+        "top_users_windows": windows,
         "all_equal": all(all(entry.values()) for entry in comparison.values()),
         "comparison": comparison,
     }
 
 
+@dataclass
+class _Caller:
+    """Invokes the stats handler as API Gateway would, for a tenant, counting the product client's requests."""
+
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    context: Callable[[], Any]
+    client: Any
+
+    def get(
+        self, path: str, path_parameters: dict[str, str], query: dict[str, str], tenant: dict[str, str]
+    ) -> tuple[dict[str, Any], Any, float]:
+        """The answer, the DynamoDB counts, the milliseconds."""
+        event = _proxy_event(path, path_parameters, query, tenant)
+        with Recorder(self.client) as recorder, quiet_stdout():
+            started = time.perf_counter()
+            answer = self.handler(event, self.context())
+            milliseconds = (time.perf_counter() - started) * 1000
+        return answer, recorder.counts, milliseconds
+
+
+def _top_users_windows(
+    caller: _Caller, path: str, tenants: dict[str, dict[str, str]], data: dict[str, list[EventRecord]]
+) -> dict[str, Any]:
+    """Items read by top-users for 24, 168 and 720 hours, next to the distinct users active in the window."""
+    figures: dict[str, Any] = {}
+    now = datetime.now(UTC)
+    for key, tenant in tenants.items():
+        for hours in (24, 168, 720):
+            answer, counts, _ = caller.get(path, {}, {"hours": str(hours), "limit": "10"}, tenant)
+            start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+            figures[f"{key} hours={hours}"] = {
+                "status": answer.get("statusCode"),
+                "distinct_users_in_window": len({e.user_id for e in data[key] if e.occurred_at >= start}),
+                "items_read": counts.total_items_read,
+                "requests": counts.total_requests,
+                "read_request_units": round(counts.read_units, 1),
+            }
+    return figures
+
+
 def _measure(
-    *,
-    routes: dict[str, Any],
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
-    tenants: dict[str, dict[str, str]],
-    data: dict[str, list[EventRecord]],
-    context: Callable[[], Any],
-    client: Any,
+    caller: _Caller, routes: dict[str, Any], tenants: dict[str, dict[str, str]], data: dict[str, list[EventRecord]]
 ) -> dict[str, Any]:
     measured: dict[str, Any] = {}
     for event_name, query in PARAMETERS.items():
@@ -209,16 +254,12 @@ def _measure(
             "description": DESCRIPTIONS[event_name],
         }
         for key, tenant in tenants.items():
-            event = _proxy_event(route.path, path_parameters, query, tenant)
-            with Recorder(client) as recorder, quiet_stdout():
-                started = time.perf_counter()
-                answer = handler(event, context())
-                milliseconds = (time.perf_counter() - started) * 1000
+            answer, counts, milliseconds = caller.get(route.path, path_parameters, query, tenant)
             body = json.loads(answer.get("body") or "{}")
             per_size[key] = {
                 "status": answer.get("statusCode"),
                 "ms": round(milliseconds, 1),
-                "dynamodb": recorder.counts.as_dict(),
+                "dynamodb": counts.as_dict(),
                 "answer_matches_data": answer.get("statusCode") == 200 and _sanity(event_name, body, data[key]),
                 "items_in_answer": len(body.get("items", [])),
             }

@@ -1,19 +1,20 @@
-"""In-memory stand-ins for the rollup's store, store wrappers that inject crashes and races, the
-brute-force reference every statistic is compared with, and the checks that compare them.
+"""In-memory stand-ins for the rollup's stores, a store wrapper that injects faults at every write,
+the brute-force reference every statistic is compared with, and the checks that compare them.
 
-- ``InMemoryAggregateStore`` keeps the promises of ``tracker.rollup.RollupStore`` and
-  ``tracker.stats.StatsStore`` as the DynamoDB store does: events read in ``received_key`` order from
-  ``[start, end)`` (compared as the fixed-width strings of the ``by_received`` index), a commit that is
-  one atomic transaction conditional on the progress version, ``ADD`` on numeric attributes, partitions
-  read in sort key order with an inclusive ``BETWEEN``.
-- ``CrashingStore``, ``StopAfter`` and ``InterleavedStore`` wrap *any* rollup store (the fake or the
-  real DynamoDB one) to crash a run after some commits, stop it as the Lambda timeout would, or let
-  another run commit between a run's reads and its commit.
-- ``rollup_under_fault`` runs the real ``run_rollup`` under one ``Fault`` (crash, lost answer, timeout,
-  race, rerun) on any store.
-- ``Reference`` counts the stored events by brute force, with no aggregate and no shared code path:
-  each statistic is what the contract says it is, over the events received before ``as_of``;
-  ``check_statistics`` reads every statistic through ``tracker.stats`` and compares.
+- ``InMemoryAggregateStore`` keeps the promises of the rollup's, the statistics' and erasure's
+  stores as the DynamoDB ones do: events read in ``received_key`` order from ``[start, end)``, a
+  progress record replaced only if its fence is the expected one, journals written only while the
+  fence holds, items written only over a lower token, partitions read in sort key order with an
+  inclusive ``BETWEEN``.
+- ``FaultyStore`` wraps *any* rollup store (the fake or the real DynamoDB one) and calls a hook
+  before each of the run's writes (the lease, the journal, every single aggregate, the commit,
+  the journal deletions): a crash, a lost answer, a second run, a lease running out, an erasure,
+  or a reader, exactly there.
+- ``rollup_under_fault`` runs the real ``run_rollup`` under one ``Fault`` on any store, with a
+  reader called at every write.
+- ``Reference`` counts the stored events by brute force, with no aggregate and no shared code path;
+  ``check_statistics`` and ``check_some`` read statistics through ``tracker.stats`` and compare
+  each answer with the brute force at that answer's own ``as_of``.
 - ``moto_transactions_copy_each_table_once`` keeps moto's TransactWriteItems from copying a whole
   table once per item (the integration suites would take minutes).
 """
@@ -24,8 +25,8 @@ import contextlib
 import copy
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -34,10 +35,10 @@ import pytest
 from hypothesis import strategies as st
 
 from tracker import stats
-from tracker.aggregates import ACTION_PREFIX, AggregateKey, Chunk, ReceivedEvent, UserDayActions, action_counts
-from tracker.interfaces import AggregateItem, Progress, RollupConflict, RollupStore, StatsStore
+from tracker.aggregates import AggregateKey, ReceivedEvent, StoredAggregate, user_partition
+from tracker.interfaces import NO_PROGRESS, Progress, RollupConflict, RollupStore, StatsStore
 from tracker.local_calendar import dates, local_date, windows
-from tracker.rollup import MAX_ITEMS_PER_COMMIT, RollupReport, run_rollup
+from tracker.rollup import RollupReport, run_rollup
 from tracker.stats import TenantClock
 from tracker.timefmt import format_utc
 
@@ -89,25 +90,34 @@ def moto_transactions_copy_each_table_once() -> Iterator[None]:
 
 
 class InMemoryAggregateStore:
-    """The aggregates and the ``by_received`` index in memory: what ``DynamoAggregateStore`` does."""
+    """The Aggregates table and the ``by_received`` index in memory: what the DynamoDB stores do."""
 
     def __init__(self) -> None:
         self.events: list[ReceivedEvent] = []
-        self.items: dict[AggregateKey, dict[str, int]] = {}
-        self.progress: Progress | None = None
-        self.commits: list[Chunk] = []
-        self.transaction_sizes: list[int] = []
+        self.items: dict[AggregateKey, StoredAggregate] = {}
+        self.journals: dict[int, list[AggregateKey]] = {}
+        self.progress: Progress = NO_PROGRESS
         self.progress_history: list[Progress] = []
+        self.writes = 0
 
     # ------------------------------------------------------------ writing events (what ingest does)
 
     def add(self, event: ReceivedEvent) -> None:
         self.events.append(event)
 
-    # ------------------------------------------------------------ RollupStore
+    # ------------------------------------------------------------ the progress record
 
-    def load_progress(self) -> Progress | None:
+    def load_progress(self) -> Progress:
         return self.progress
+
+    def replace_progress(self, progress: Progress, expected_fence: int) -> bool:
+        if self.progress.fence != expected_fence:
+            return False
+        self.progress = progress
+        self.progress_history.append(progress)
+        return True
+
+    # ------------------------------------------------------------ the rollup's store
 
     def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
         low, high = format_utc(start), format_utc(end)
@@ -116,143 +126,116 @@ class InMemoryAggregateStore:
             (event for event in self.events if low <= event.received_key <= high), key=lambda e: e.received_key
         )
 
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        found: dict[AggregateKey, UserDayActions] = {}
-        for key in keys:
-            item = self.items.get(key)
-            found[key] = None if item is None else frozenset(a for a, n in action_counts(item.items()).items() if n)
-        return found
+    def write_journal(self, token: int, keys: Sequence[AggregateKey]) -> None:
+        if self.progress.fence != token:
+            raise RollupConflict("the fence moved")
+        self.journals[token] = list(keys)
 
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        current = self.progress.version if self.progress else None
-        if current != expected_version:
-            raise RollupConflict(f"version is {current}, not {expected_version}")
-        size = len(chunk.deltas) + 1
-        if size > MAX_ITEMS_PER_COMMIT + 1:
-            raise AssertionError(f"A DynamoDB transaction holds at most 100 items, not {size}")
-        for key, delta in chunk.deltas.items():
-            item = self.items.setdefault(key, {})
-            item["count"] = item.get("count", 0) + delta.count
-            if delta.users:
-                item["users"] = item.get("users", 0) + delta.users
-            for action, amount in delta.actions.items():
-                name = f"{ACTION_PREFIX}{action}"
-                item[name] = item.get(name, 0) + amount
-        self.progress = progress
-        self.progress_history.append(progress)
-        self.commits.append(chunk)
-        self.transaction_sizes.append(size)
+    def read_journal(self, token: int) -> list[AggregateKey]:
+        return list(self.journals.get(token, []))
 
-    # ------------------------------------------------------------ StatsStore
+    def delete_journals(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            self.journals.pop(token, None)
 
-    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
+    def load_aggregates(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, StoredAggregate]:
+        return {key: self.items[key] for key in set(keys) if key in self.items}
+
+    def write_aggregates(self, items: Sequence[StoredAggregate]) -> dict[AggregateKey, Exception]:
+        failed: dict[AggregateKey, Exception] = {}
+        for item in items:
+            if not self._put_newer(item):
+                failed[item.key] = RollupConflict(f"{item.key} has a higher token")
+        return failed
+
+    def _put_newer(self, item: StoredAggregate) -> bool:
+        current = self.items.get(item.key)
+        if current is not None and current.tag >= item.tag:
+            return False
+        self.items[item.key] = item
+        self.writes += 1
+        return True
+
+    # ------------------------------------------------------------ the statistics' store
+
+    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[StoredAggregate]:
         keys = sorted(
-            sk
-            for pk, sk in self.items
-            if pk == partition and (low is None or high is None or low <= sk <= high)  # BETWEEN is inclusive
+            key
+            for key in self.items
+            if key[0] == partition and (low is None or high is None or low <= key[1] <= high)  # BETWEEN is inclusive
         )
-        return [self._aggregate_item(partition, sk) for sk in keys]
+        return [self.items[key] for key in keys]
 
-    def read_partitions(self, partitions: Iterable[str]) -> dict[str, list[AggregateItem]]:
-        return {partition: self.read_partition(partition) for partition in partitions}
+    def read_partitions(self, partitions: Iterable[str]) -> list[StoredAggregate]:
+        return [item for partition in partitions for item in self.read_partition(partition)]
 
-    def _aggregate_item(self, partition: str, sort_key: str) -> AggregateItem:
-        item = self.items[(partition, sort_key)]
-        return AggregateItem(
-            sort_key=sort_key,
-            count=item.get("count", 0),
-            users=item.get("users", 0),
-            actions=action_counts(item.items()),
-        )
+    # ------------------------------------------------------------ erasure's store
 
+    def user_items(self, tenant_id: str, user_id: str) -> list[AggregateKey]:
+        return sorted(key for key in self.items if key[0] == user_partition(tenant_id, user_id))
 
-# ---------------------------------------------------------------- store wrappers
+    def tombstone(self, keys: Sequence[AggregateKey], token: int) -> None:
+        for key in keys:
+            self._put_newer(StoredAggregate(key, {}, {}, tag=token, base=0))
 
 
-class Crash(Exception):
-    """The run died (the Lambda was killed, the network dropped) in the middle of a commit."""
+# ---------------------------------------------------------------- a store that fails where it is told
+
+Mutation = Literal["progress", "journal", "aggregate", "delete_journals"]
 
 
-class CrashingStore:
-    """Delegates to ``store``; the commit after ``after`` successful ones crashes.
+class Crash(BaseException):
+    """The run was killed (the Lambda timed out, its host died) at this write: no cleanup runs."""
 
-    ``lose_response``: the crashing commit is applied and only its answer is lost (the transaction
-    succeeded, the Lambda died before hearing so); otherwise it is never applied.
-    """
 
-    def __init__(self, store: RollupStore, after: int, *, lose_response: bool = False) -> None:
+class FaultyStore:
+    """Delegates to ``store``; before each write of the run (every aggregate one by one) calls
+    ``before(n, what)`` with its 1-based number: the hook may raise ``Crash``, run another run, an
+    erasure or a reader. ``lose_response_at``: that write is applied, then the run crashes."""
+
+    def __init__(
+        self, store: RollupStore, before: Callable[[int, Mutation], None], lose_response_at: int | None = None
+    ) -> None:
         self.store = store
-        self.after = after
-        self.lose_response = lose_response
-        self.succeeded = 0
+        self.before = before
+        self.lose_response_at = lose_response_at
+        self.mutations = 0
 
-    def load_progress(self) -> Progress | None:
+    def _mutate(self, what: Mutation, apply: Callable[[], Any]) -> Any:
+        self.mutations += 1
+        self.before(self.mutations, what)
+        result = apply()
+        if self.mutations == self.lose_response_at:
+            raise Crash(f"answer to write {self.mutations} ({what}) lost")
+        return result
+
+    def load_progress(self) -> Progress:
         return self.store.load_progress()
+
+    def replace_progress(self, progress: Progress, expected_fence: int) -> bool:
+        return bool(self._mutate("progress", lambda: self.store.replace_progress(progress, expected_fence)))
 
     def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
         return self.store.received_events(start, end)
 
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        return self.store.load_user_days(keys)
+    def write_journal(self, token: int, keys: Sequence[AggregateKey]) -> None:
+        self._mutate("journal", lambda: self.store.write_journal(token, keys))
 
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        if self.succeeded >= self.after:
-            if self.lose_response:
-                self.store.commit(chunk, progress, expected_version)
-            raise Crash(f"crashed after {self.succeeded} commits")
-        self.store.commit(chunk, progress, expected_version)
-        self.succeeded += 1
+    def read_journal(self, token: int) -> list[AggregateKey]:
+        return self.store.read_journal(token)
 
+    def delete_journals(self, tokens: Iterable[int]) -> None:
+        tokens = list(tokens)
+        self._mutate("delete_journals", lambda: self.store.delete_journals(tokens))
 
-class InterleavedStore:
-    """Delegates to ``store``; just before its ``at``-th commit (1-based) it calls ``interloper``,
-    once: another rollup gets in between this run's reads and its commit.
+    def load_aggregates(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, StoredAggregate]:
+        return self.store.load_aggregates(keys)
 
-    When ``interloper`` returns True it has applied this run's pending commit itself (to make the
-    *other* run lose the race), and the commit is not repeated.
-    """
-
-    def __init__(self, store: RollupStore, at: int, interloper: Callable[[Chunk, Progress, int | None], bool]) -> None:
-        self.store = store
-        self.at = at
-        self.interloper = interloper
-        self.commits = 0
-
-    def load_progress(self) -> Progress | None:
-        return self.store.load_progress()
-
-    def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
-        return self.store.received_events(start, end)
-
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        return self.store.load_user_days(keys)
-
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        self.commits += 1
-        if self.commits == self.at and self.interloper(chunk, progress, expected_version):
-            return
-        self.store.commit(chunk, progress, expected_version)
-
-
-class RecordingStore:
-    """Delegates to ``store`` and records, per commit, how many aggregate items it wrote and its progress."""
-
-    def __init__(self, store: RollupStore) -> None:
-        self.store = store
-        self.commits: list[tuple[int, Progress]] = []
-
-    def load_progress(self) -> Progress | None:
-        return self.store.load_progress()
-
-    def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
-        return self.store.received_events(start, end)
-
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        return self.store.load_user_days(keys)
-
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        self.store.commit(chunk, progress, expected_version)
-        self.commits.append((len(chunk.deltas), progress))
+    def write_aggregates(self, items: Sequence[StoredAggregate]) -> dict[AggregateKey, Exception]:
+        failed: dict[AggregateKey, Exception] = {}
+        for item in items:
+            failed.update(self._mutate("aggregate", lambda item=item: self.store.write_aggregates([item])))
+        return failed
 
 
 @dataclass
@@ -279,6 +262,22 @@ class StoredEvent:
     action: str
     occurred_at: datetime
     received_at: datetime
+    anonymous: bool = False
+    """Erased after a run counted it: it stays in tenant-wide totals, under a user id of its own."""
+
+
+def erased(
+    events: list[StoredEvent], tenant_id: str, user_id: str, as_of: datetime | None, number: int
+) -> list[StoredEvent]:
+    """The stored events after ``user_id`` of ``tenant_id`` is erased while the tenant's statistics are
+    ``as_of``: the events counted by then stay, anonymous (a user id no one else has), the rest are gone."""
+    kept = []
+    for event in events:
+        if event.anonymous or (event.tenant_id, event.user_id) != (tenant_id, user_id):
+            kept.append(event)
+        elif as_of is not None and event.received_at < as_of:
+            kept.append(replace(event, user_id=f"{user_id} erased #{number}", anonymous=True))
+    return kept
 
 
 @dataclass
@@ -316,7 +315,7 @@ class Reference:
         return [(day, len(per_day[day]), len({e.user_id for e in per_day[day]})) for day in days]
 
     def top_users(self, start: datetime, end: datetime, limit: int) -> list[tuple[str, int]]:
-        totals = Counter(e.user_id for e in self.counted if start <= e.occurred_at < end)
+        totals = Counter(e.user_id for e in self.counted if start <= e.occurred_at < end and not e.anonymous)
         return sorted(totals.items(), key=lambda entry: (-entry[1], entry[0]))[:limit]
 
     def trend(self, days: Iterable[date]) -> list[tuple[date, dict[str, int]]]:
@@ -350,26 +349,33 @@ def stored_from_received(event: ReceivedEvent) -> StoredEvent:
 
 # ---------------------------------------------------------------- running the rollup under a fault
 
-FaultKind = Literal["none", "twice", "crash", "lost_response", "stop", "race_first_loses", "race_second_loses"]
+FaultKind = Literal["none", "twice", "crash", "crash_older", "lost_response", "stop", "race", "zombie", "erase"]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "twice",
     "crash",
+    "crash_older",
     "lost_response",
     "stop",
-    "race_first_loses",
-    "race_second_loses",
+    "race",
+    "zombie",
+    "erase",
 )
+LEASE = timedelta(minutes=5)
+SMALL_PART = 7
+"""Events per part in the tests: runs are cut into parts, as a deadline or a backlog would."""
 
 
 @dataclass(frozen=True)
 class Fault:
-    """What goes wrong during one scheduled rollup.
+    """What goes wrong during one scheduled rollup, at the run's ``at``-th write (1-based).
 
-    ``crash`` / ``lost_response``: the commit after ``at`` successful ones dies (not applied / applied but
-    unanswered), then the run is started again. ``stop``: the run is told it is about to time out at its
-    ``at``-th check and the next scheduled run goes on. ``race_*``: a second run starts at the same
-    time; it commits (``race_first_loses``), or the first run commits (``race_second_loses``), between
-    the other's reads and its ``at``-th commit. ``twice``: the same window is rolled up again, and a
+    ``crash`` / ``lost_response``: that write is not applied / applied and unanswered, and the run
+    dies; the next run starts once its lease ran out. ``crash_older``: the same, and the next run is a
+    retried older schedule (it counts fewer events than the dead run wrote). ``stop``: the run is told
+    it is about to time out at its ``at``-th check between parts; the next scheduled run goes on. ``race``: a second run
+    starts then (before the first took the lease, or while it holds it). ``zombie``: the first run's
+    lease runs out then, a second run takes over and finishes, and the first goes on (it must not
+    commit). ``erase``: a user is erased then. ``twice``: the same window is rolled up again, and a
     retried older schedule runs after it.
     """
 
@@ -377,15 +383,16 @@ class Fault:
     at: int = 1
 
 
-def faults(max_at: int = 3) -> st.SearchStrategy[Fault]:
-    """Any fault but none; ``at`` from 0 (crashes: the very first commit) or 1 (the others) to ``max_at``."""
-    return st.sampled_from(FAULT_KINDS).flatmap(
-        lambda kind: st.builds(
-            Fault,
-            kind=st.just(kind),
-            at=st.integers(min_value=0 if kind in ("crash", "lost_response") else 1, max_value=max_at),
-        )
-    )
+def faults(max_at: int = 12) -> st.SearchStrategy[Fault]:
+    return st.builds(Fault, kind=st.sampled_from(FAULT_KINDS), at=st.integers(min_value=1, max_value=max_at))
+
+
+@dataclass
+class Harness:
+    """What a fault may do besides running the rollup: erase a user, read statistics."""
+
+    erase: Callable[[], None] = lambda: None
+    read: Callable[[], None] = lambda: None
 
 
 def rollup_under_fault(
@@ -396,46 +403,61 @@ def rollup_under_fault(
     now: datetime,
     initial_lookback: timedelta,
     settle: timedelta = timedelta(0),
+    harness: Harness | None = None,
+    max_events_per_part: int = SMALL_PART,
 ) -> list[RollupReport]:
-    """Runs the real ``run_rollup`` on ``store`` as ``fault`` says; the reports of every run, in order."""
+    """Runs the real ``run_rollup`` on ``store`` as ``fault`` says, ``harness.read`` before every write;
+    the reports of every run, in order. The wall clock starts at ``now`` and moves past a lease when
+    a run has to wait for one."""
+    harness = harness or Harness()
+    wall = [now]
 
     def run(target: RollupStore, at: datetime = now, should_stop: Callable[[], bool] = lambda: False) -> RollupReport:
         return run_rollup(
-            target, zone_of, now=at, settle=settle, initial_lookback=initial_lookback, should_stop=should_stop
+            target,
+            zone_of,
+            now=at,
+            settle=settle,
+            initial_lookback=initial_lookback,
+            should_stop=should_stop,
+            lease_for=LEASE,
+            wall_clock=lambda: wall[0],
+            max_events_per_part=max_events_per_part,
         )
 
+    def reading(_n: int, _what: Mutation) -> None:
+        harness.read()
+
     reports: list[RollupReport] = []
-    if fault.kind == "none":
-        reports.append(run(store))
+
+    def at_the_fault(n: int, what: Mutation) -> None:
+        harness.read()
+        if n != fault.at:
+            return
+        if fault.kind in ("crash", "crash_older"):
+            raise Crash(f"died before write {n} ({what})")
+        if fault.kind == "race":
+            reports.append(run(FaultyStore(store, reading)))
+        elif fault.kind == "zombie":
+            wall[0] += LEASE + timedelta(milliseconds=1)
+            reports.append(run(FaultyStore(store, reading)))
+        elif fault.kind == "erase":
+            harness.erase()
+
+    if fault.kind in ("none", "race", "zombie", "erase"):
+        reports.insert(0, run(FaultyStore(store, at_the_fault)))
     elif fault.kind == "twice":
-        reports += [run(store), run(store), run(store, now - timedelta(hours=1))]
-    elif fault.kind in ("crash", "lost_response"):
+        reports += [run(FaultyStore(store, reading)) for _ in range(2)]
+        reports.append(run(FaultyStore(store, reading), now - timedelta(hours=1)))
+    elif fault.kind in ("crash", "crash_older", "lost_response"):
+        lost = fault.at if fault.kind == "lost_response" else None
         with contextlib.suppress(Crash):
-            reports.append(run(CrashingStore(store, fault.at, lose_response=fault.kind == "lost_response")))
-        reports.append(run(store))
-    elif fault.kind == "stop":
-        reports.append(run(store, should_stop=StopAfter(fault.at)))
-    elif fault.kind == "race_first_loses":
-
-        def second_run_commits_first(_chunk: Chunk, _progress: Progress, _expected: int | None) -> bool:
-            reports.append(run(store))
-            return False
-
-        reports.append(run(InterleavedStore(store, fault.at, second_run_commits_first)))
+            reports.append(run(FaultyStore(store, at_the_fault, lose_response_at=lost)))
+        wall[0] += LEASE + timedelta(milliseconds=1)
+        rerun_at = now - timedelta(minutes=1) if fault.kind == "crash_older" else now
+        reports.append(run(FaultyStore(store, reading), rerun_at))
     else:
-
-        def second_run_loses(chunk: Chunk, progress: Progress, expected: int | None) -> bool:
-            applied: list[bool] = []
-
-            def first_run_commits_first(_chunk: Chunk, _progress: Progress, _expected: int | None) -> bool:
-                store.commit(chunk, progress, expected)
-                applied.append(True)
-                return False
-
-            reports.append(run(InterleavedStore(store, 1, first_run_commits_first)))
-            return bool(applied)
-
-        reports.append(run(InterleavedStore(store, fault.at, second_run_loses)))
+        reports.append(run(FaultyStore(store, reading), should_stop=StopAfter(fault.at)))
     return reports
 
 
@@ -514,3 +536,48 @@ def check_daily(store: StatsStore, reference: Reference, now: datetime, days: in
     daily = stats.daily(store, clock, days)
     assert daily.as_of == reference.as_of
     assert [(i.date, i.count, i.users) for i in daily.items] == reference.daily([i.date for i in daily.items])
+
+
+@dataclass
+class Reader:
+    """A statistics reader polling one tenant while runs go on: each answer must equal the brute
+    force over the stored events at that answer's own ``as_of``, and ``as_of`` never goes back."""
+
+    store: StatsStore
+    events: Callable[[], list[StoredEvent]]
+    tenant_id: str
+    zone: ZoneInfo
+    now: Callable[[], datetime]
+    user: str
+    last_as_of: datetime | None = None
+    answers: int = 0
+
+    def __call__(self) -> None:
+        now = self.now()
+        clock = TenantClock(tenant_id=self.tenant_id, zone=self.zone, now=now)
+        daily = stats.daily(self.store, clock, 4)
+        self._check_as_of(daily.as_of)
+        reference = Reference(self.events(), self.tenant_id, self.zone, daily.as_of)
+        assert [(i.date, i.count, i.users) for i in daily.items] == reference.daily([i.date for i in daily.items])
+        top = stats.top_users(self.store, clock, 30, 3)
+        reference = self._reference(top.as_of)
+        assert [(u.user_id, u.count) for u in top.items] == reference.top_users(top.from_, top.to, 3), "top"
+        start = now - timedelta(days=3)
+        activity = stats.user_activity(self.store, clock, self.user, period="1h", start=start, end=now)
+        reference = self._reference(activity.as_of)
+        got = [(w.count, w.by_action) for w in activity.items]
+        assert got == reference.activity(self.user, [(w.start, w.end) for w in activity.items]), "activity"
+        days = stats.date_range(clock, start, now)
+        per_action = stats.action_daily(self.store, clock, days, "login")
+        reference = self._reference(per_action.as_of)
+        got_days = [(d.date, d.count, d.users, d.avg_per_user) for d in per_action.items]
+        assert got_days == reference.action_daily(days, "login"), "action daily"
+
+    def _reference(self, as_of: datetime) -> Reference:
+        self._check_as_of(as_of)
+        return Reference(self.events(), self.tenant_id, self.zone, as_of)
+
+    def _check_as_of(self, as_of: datetime) -> None:
+        assert self.last_as_of is None or as_of >= self.last_as_of, "as_of went backwards"
+        self.last_as_of = as_of
+        self.answers += 1

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.aggregates_table import aggregate_eraser
 from tracker.adapters.events_table import event_store
 from tracker.adapters.exports_bucket import export_files
 from tracker.adapters.profiles_table import profile_store
@@ -27,7 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     tenant_id, erasure_id = str(event["tenant_id"]), str(event["erasure_id"])
     logger.append_keys(tenant_id=tenant_id, erasure_id=erasure_id)
     profiles = UserDataEraser(profile_store(), profile_store(), export_files())
-    done = erase_user(erasure_store(), event_store(), aggregate_store(), tenant_id, erasure_id, profiles=profiles)
+    done = erase_user(erasure_store(), event_store(), aggregate_eraser(), tenant_id, erasure_id, profiles=profiles)
     metrics.add_metric(name="ErasuresCompleted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ErasedEvents", unit=MetricUnit.Count, value=done.deleted_events)
     logger.info("Erasure completed", extra={"deleted_events": done.deleted_events})

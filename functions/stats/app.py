@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
-from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.aggregates_table import stats_aggregates
 from tracker.models import (
     USER_ID,
     Action,
@@ -51,7 +51,7 @@ def get_user_activity(
     clock = _clock()
     start, end = stats.instant_range(clock, from_, to, stats.DEFAULT_RANGE)
     user_id = path_parameter(app, "user_id", USER_ID)
-    return stats.user_activity(aggregate_store(), clock, user_id, period=period, start=start, end=end)
+    return stats.user_activity(stats_aggregates(), clock, user_id, period=period, start=start, end=end)
 
 
 @app.get(
@@ -61,7 +61,7 @@ def get_user_activity(
     responses=documented(DailyStats, *STATS_ERRORS),
 )
 def get_daily(days: Annotated[int, Query(ge=1, le=366)] = 7) -> DailyStats:
-    return stats.daily(aggregate_store(), _clock(), days)
+    return stats.daily(stats_aggregates(), _clock(), days)
 
 
 @app.get(
@@ -74,7 +74,7 @@ def get_top_users(
     hours: Annotated[int, Query(ge=1, le=720)] = 24,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> TopUsers:
-    return stats.top_users(aggregate_store(), _clock(), hours, limit)
+    return stats.top_users(stats_aggregates(), _clock(), hours, limit)
 
 
 @app.get(
@@ -85,7 +85,7 @@ def get_top_users(
 )
 def get_trend(from_: FromParam = None, to: DateOrTime = None) -> Trend:
     clock = _clock()
-    return stats.trend(aggregate_store(), clock, stats.date_range(clock, from_, to))
+    return stats.trend(stats_aggregates(), clock, stats.date_range(clock, from_, to))
 
 
 @app.get(
@@ -100,7 +100,7 @@ def get_frequency(
     to: DateOrTime = None,
 ) -> Frequency:
     clock = _clock()
-    return stats.frequency(aggregate_store(), clock, stats.date_range(clock, from_, to), action)
+    return stats.frequency(stats_aggregates(), clock, stats.date_range(clock, from_, to), action)
 
 
 @app.get(
@@ -111,7 +111,7 @@ def get_frequency(
 )
 def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None, to: DateOrTime = None) -> ActionDaily:
     clock = _clock()
-    return stats.action_daily(aggregate_store(), clock, stats.date_range(clock, from_, to), action)
+    return stats.action_daily(stats_aggregates(), clock, stats.date_range(clock, from_, to), action)
 
 
 lambda_handler = lambda_entry(app)

@@ -26,9 +26,9 @@ import botocore.endpoint
 import pytest
 
 from local_stack.template import Template
-from tests.rollup_fakes import Crash, CrashingStore, moto_transactions_copy_each_table_once
+from tests.rollup_fakes import LEASE, Crash, FaultyStore, moto_transactions_copy_each_table_once
 from tracker.adapters import dynamodb as tracker_dynamodb
-from tracker.adapters.aggregates_table import DynamoAggregateStore, aggregate_store
+from tracker.adapters.aggregates_table import DynamoRollupAggregates, rollup_aggregates
 from tracker.adapters.dynamodb import (
     BACKOFF_ATTEMPTS,
     BACKOFF_BASE_SECONDS,
@@ -210,20 +210,24 @@ def ingest_settings(template: Template) -> Settings:
         return settings
 
 
-def rollup_store(template: Template) -> DynamoAggregateStore:
+def rollup_store(template: Template) -> DynamoRollupAggregates:
     """The rollup function's store: the template's tables, the functions' client."""
     with function_environment(template, "RollupFunction"):
-        return aggregate_store()
+        return rollup_aggregates()
 
 
-def roll_up(store: RollupStore) -> RollupReport:
-    """One scheduled run over everything received so far (settle 0), tenants in UTC."""
+def roll_up(store: RollupStore, lease_expired: bool = False) -> RollupReport:
+    """One scheduled run over everything received so far (settle 0), tenants in UTC; with
+    ``lease_expired``, as if it ran once the lease of a dead run had run out."""
+    now = utc_now() + timedelta(milliseconds=1)
     return run_rollup(
         store,
         lambda _tenant: ZoneInfo("UTC"),
-        now=utc_now() + timedelta(milliseconds=1),
+        now=now,
         settle=timedelta(0),
         initial_lookback=timedelta(hours=1),
+        lease_for=LEASE,
+        wall_clock=lambda: now + (LEASE if lease_expired else timedelta(0)),
     )
 
 
@@ -623,7 +627,7 @@ def test_a_batch_killed_after_some_writes_is_resent_whole_and_each_event_is_stor
 
 
 def _seventy_users(functions: Functions) -> list[dict[str, Any]]:
-    """70 events of distinct users: three rollup transactions' worth (99 aggregates each)."""
+    """70 events of distinct users: 210 aggregates to write."""
     events = [new_event(i, user=f"user-{i:03d}", action=ACTIONS[i % 3]) for i in range(70)]
     answer = functions.http(post_batch(events))
     assert answer.body["accepted"] == 70, answer.body
@@ -631,24 +635,30 @@ def _seventy_users(functions: Functions) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("after", "lose_response"), [(1, False), (2, True)], ids=["dies-before-commit-2", "commit-3-answer-lost"]
+    ("at", "lose_response"),
+    [(2, False), (40, False), (100, True)],
+    ids=["journal", "aggregate-40", "aggregate-100-lost"],
 )
-def test_a_rollup_that_crashes_after_some_commits_and_runs_again_counts_each_event_once(
-    template: Template, functions: Functions, faults: Injector, after: int, lose_response: bool
+def test_a_rollup_that_dies_half_way_and_runs_again_after_its_lease_counts_each_event_once(
+    template: Template, functions: Functions, faults: Injector, at: int, lose_response: bool
 ) -> None:
     # Given 70 events of distinct users
     events = _seventy_users(functions)
     store = rollup_store(template)
-    # When a rollup dies after `after` commits (the last one applied, or not)
+
+    def die(number: int, _what: str) -> None:
+        if number == at and not lose_response:
+            raise Crash(f"died before write {number}")
+
+    # When a rollup dies at its `at`-th write (applied but unanswered, or not applied)
     with pytest.raises(Crash):
-        roll_up(CrashingStore(store, after, lose_response=lose_response))
+        roll_up(FaultyStore(store, die, lose_response_at=at if lose_response else None))
     faults.note(ROLLUP_CRASH)
-    progress = store.load_progress()
-    assert progress is not None
-    assert progress.version == after + (1 if lose_response else 0)
-    # And the schedule runs it again
-    report = roll_up(store)
-    # Then it finishes, and every event is counted exactly once
+    # Then nothing of it is visible, and a run before its lease ran out is skipped
+    assert store.load_progress().token == 0
+    assert roll_up(store).skipped
+    # And the run after the lease counts every event exactly once
+    report = roll_up(store, lease_expired=True)
     assert report.finished
     assert_counted_once(functions, events)
 
@@ -656,26 +666,27 @@ def test_a_rollup_that_crashes_after_some_commits_and_runs_again_counts_each_eve
 # ---------------------------------------------------------------- 7. throttled rollups and statistics
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["first-commit", "second-commit"])
-def test_a_rollup_whose_commit_stays_throttled_stops_without_it_and_the_next_run_counts_exactly(
-    template: Template, functions: Functions, client: Any, faults: Injector, index: int
+def test_a_rollup_whose_aggregate_writes_stay_throttled_sets_the_tenant_apart_and_the_next_run_counts_exactly(
+    template: Template, functions: Functions, client: Any, faults: Injector
 ) -> None:
-    # Given 70 events of distinct users, and DynamoDB throttling the rollup's `index`-th transaction
+    # Given 70 events of distinct users, and DynamoDB throttling every write of 5 of the tenant's aggregates
     events = _seventy_users(functions)
     store = rollup_store(template)
-    faults.fail_transaction(THROTTLING, index)
-    # When the rollup runs, it stops with TemporarilyUnavailable once botocore's retries are spent
-    with pytest.raises(TemporarilyUnavailable):
-        roll_up(store)
-    assert faults.calls["TransactWriteItems"] == index + client.meta.config.retries["total_max_attempts"]
-    # And that chunk was not committed: the progress is the one of the commits before it
+    throttled = {f"{TENANT}#U#user-00{i}" for i in range(5)}
+    faults.fail("PutItem", THROTTLING, when=lambda body: body["Item"]["pk"]["S"] in throttled)
+    # When the rollup runs, it finishes, naming the tenant whose writes failed after botocore's retries
+    report = roll_up(store)
+    assert report.failed_tenants == (TENANT,)
+    assert faults.calls["PutItem"] >= 5 * client.meta.config.retries["total_max_attempts"]
+    # And the tenant's statistics stay at the snapshot before it
     progress = store.load_progress()
-    assert (progress.version if progress else 0) == index
+    assert progress.snapshot(TENANT)[0] == 0
     # When the throttling stops and the schedule runs again
     faults.clear()
     report = roll_up(store)
     # Then it finishes, and every event is counted exactly once
     assert report.finished
+    assert report.failed_tenants == ()
     assert_counted_once(functions, events)
 
 

@@ -28,7 +28,7 @@ from moto import mock_aws
 from local_stack.aws import create_tables
 from local_stack.template import Template
 from tracker import stats
-from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.aggregates_table import rollup_aggregates, stats_aggregates
 from tracker.local_calendar import local_date, local_hour_start
 from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import get_settings
@@ -99,7 +99,7 @@ def ingest(functions: Functions, tenant: str, zone: ZoneInfo, drawn: list[Any], 
 def rollup(template: Template, zones: dict[str, ZoneInfo], now: datetime) -> RollupReport:
     with function_environment(template, "RollupFunction"):
         return run_rollup(
-            aggregate_store(), zones.__getitem__, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=1)
+            rollup_aggregates(), zones.__getitem__, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=1)
         )
 
 
@@ -170,7 +170,7 @@ def check_activity(functions: Functions, tenant: str, zone: ZoneInfo, own: list[
 
 def check_tenant_statistics(clock: stats.TenantClock, own: list[Sent]) -> None:
     """Daily, top users, trend, frequency and per-action daily: the tenant's own events, brute force."""
-    store = aggregate_store()
+    store = stats_aggregates()
     zone = clock.zone
     day_of = {e: local_date(e.occurred_at, zone) for e in own}
 

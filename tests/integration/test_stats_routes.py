@@ -22,9 +22,10 @@ from local_stack.template import REPO_ROOT, Template, load_template
 from tests.rollup_fakes import Reference, StoredEvent, moto_transactions_copy_each_table_once
 from tracker import settings as tracker_settings
 from tracker.adapters import dynamodb
-from tracker.adapters.aggregates_table import aggregate_store
+from tracker.adapters.aggregates_table import rollup_aggregates
 from tracker.adapters.events_table import event_store
 from tracker.events import ingest_batch, prepare_event
+from tracker.local_calendar import local_date
 from tracker.rollup import run_rollup
 from tracker.timefmt import format_utc, parse_utc
 
@@ -182,7 +183,7 @@ class Data:
 
     def rollup(self, now: datetime, zone: ZoneInfo = KYIV) -> None:
         report = run_rollup(
-            aggregate_store(), lambda _t: zone, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=2)
+            rollup_aggregates(), lambda _t: zone, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=2)
         )
         assert report.finished
 
@@ -561,7 +562,7 @@ def test_a_statistic_costs_the_same_requests_for_9_events_or_120(
         lots = _requests_per_route(api, counter)
     # Then each route made as many DynamoDB requests either way: it reads aggregates, never raw events
     assert lots == few
-    # And that is a snapshot (progress read before and after) around one query, or one per hour for top users
-    assert [n for i, n in enumerate(few) if i != 3] == [3, 3, 3, 3, 3, 3]
-    assert few[3] == 2 + 24
+    # And that is the progress record (the snapshot) and one query, or one per local day touched for top users
+    assert [n for i, n in enumerate(few) if i != 3] == [2, 2, 2, 2, 2, 2]
+    assert few[3] == 1 + len({local_date(NOW - timedelta(hours=hour), KYIV) for hour in range(24)})
     assert set(counter.calls) <= {"GetItem", "Query"}

@@ -1,28 +1,35 @@
-"""tracker.aggregates: where an event is counted, and the deltas a chunk of events adds."""
+"""tracker.aggregates: where an event is counted, what a part of a run adds, and how a snapshot is read."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.aggregates import (
+    MAX_FIELDS_PER_PART,
     Buckets,
-    Chunk,
     ReceivedEvent,
-    action_counts,
+    StoredAggregate,
+    Tally,
     action_day_sort_key,
+    assemble,
     buckets,
     day_sort_key,
+    day_users_partition,
+    hour_of_field,
     hour_sort_key,
-    hour_users_partition,
+    merge,
+    new_users,
+    part_key,
+    prefixed,
+    split,
     tenant_actions_partition,
     tenant_days_partition,
     user_partition,
 )
-from tracker.timefmt import format_utc
 
 TENANT = "ten_agg0000000000001"
 KYIV = ZoneInfo("Europe/Kyiv")
@@ -54,10 +61,12 @@ def test_keys_are_scoped_by_tenant_and_sort_as_time() -> None:
     assert user_partition(TENANT, "a/b é") == f"{TENANT}#U#a/b é"
     assert hour_sort_key(hour) == "H#2025-06-15T04:30:00.000Z"
     assert day_sort_key(date(2025, 6, 15)) == "D#2025-06-15"
-    assert hour_users_partition(TENANT, hour) == f"{TENANT}#H#2025-06-15T04:30:00.000Z"
+    assert day_users_partition(TENANT, date(2025, 6, 15)) == f"{TENANT}#DU#2025-06-15"
     assert tenant_days_partition(TENANT) == f"{TENANT}#D"
     assert tenant_actions_partition(TENANT) == f"{TENANT}#A"
     assert action_day_sort_key(date(2025, 6, 15), "doc.delete") == "2025-06-15#doc.delete"
+    assert part_key((f"{TENANT}#U#u1", "D#2025-06-15"), 0) == (f"{TENANT}#U#u1", "D#2025-06-15")
+    assert part_key((f"{TENANT}#U#u1", "D#2025-06-15"), 2) == (f"{TENANT}#U#u1", "D#2025-06-15~2")
 
 
 def test_received_at_is_read_back_from_the_received_key() -> None:
@@ -69,23 +78,24 @@ def test_an_event_is_counted_in_its_local_hour_and_local_day() -> None:
     late_evening_utc = event(occurred="2025-06-14T18:47:00Z")
     # When its buckets are computed in the tenant's zone
     result = buckets(late_evening_utc, KOLKATA)
-    # Then its hour is local 00:00 (18:30Z) and its day is the local date
+    # Then its hour is local 00:00 (18:30Z), the first hour of the local day
     assert result == Buckets(
         user_hour=(f"{TENANT}#U#u1", "H#2025-06-14T18:30:00.000Z"),
         user_day=(f"{TENANT}#U#u1", "D#2025-06-15"),
-        hour_users=(f"{TENANT}#H#2025-06-14T18:30:00.000Z", "u1"),
         tenant_day=(f"{TENANT}#D", "2025-06-15"),
         action_day=(f"{TENANT}#A", "2025-06-15#login"),
+        hour="h:0",
     )
-    assert len(result.all()) == 5
 
 
 def test_the_repeated_hour_of_a_fall_back_night_is_two_buckets() -> None:
     # Given two events at 03:30 Kyiv time on 2025-10-26, one before and one after the clocks fell back
     first, second = event(occurred="2025-10-26T00:30:00Z"), event(occurred="2025-10-26T01:30:00Z")
-    # Then they land in different hours of the same local day
+    # Then they land in different hours of the same local day, named by minutes from its midnight
     assert buckets(first, KYIV).user_hour != buckets(second, KYIV).user_hour
     assert buckets(first, KYIV).user_day == buckets(second, KYIV).user_day == (f"{TENANT}#U#u1", "D#2025-10-26")
+    assert (buckets(first, KYIV).hour, buckets(second, KYIV).hour) == ("h:180", "h:240")
+    assert hour_of_field("h:240", date(2025, 10, 26), KYIV) == datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
 
 
 def test_an_event_that_arrives_days_late_is_counted_in_the_day_it_occurred() -> None:
@@ -93,113 +103,77 @@ def test_an_event_that_arrives_days_late_is_counted_in_the_day_it_occurred() -> 
     assert buckets(late, KYIV).tenant_day == (f"{TENANT}#D", "2025-06-10")
 
 
-def test_action_counts_reads_only_action_attributes() -> None:
-    assert action_counts([("count", 5), ("users", 2), ("a:login", 3), ("a:doc.edit", 2)]) == {
+# ---------------------------------------------------------------- values
+
+
+def test_prefixed_reads_only_the_counters_of_a_kind() -> None:
+    assert prefixed({"count": 5, "users": 2, "a:login": 3, "a:doc.edit": 2, "h:60": 5}, "a:") == {
         "login": 3,
         "doc.edit": 2,
     }
 
 
-# ---------------------------------------------------------------- chunks
-
-
-def test_a_chunk_counts_events_and_new_users_once() -> None:
-    # Given a user with no events yet that day, then a second event of the same user and action
-    first, second = event(event_id="e1"), event(event_id="e2")
-    b1, b2 = buckets(first, KYIV), buckets(second, KYIV)
-    chunk = Chunk()
+def test_a_tally_adds_each_event_to_its_four_aggregates() -> None:
+    # Given two events of a user, same hour, two actions
+    first, second = event(event_id="e1"), event(event_id="e2", action="edit")
+    tally = Tally()
     # When both are added
-    chunk.add(first, b1, {b1.user_day: None})
-    chunk.add(second, b2, {b2.user_day: None})
-    # Then every bucket counts 2, and the user is one distinct user of the day and of the action-day
-    assert {key: delta.count for key, delta in chunk.deltas.items()} == dict.fromkeys(b1.all(), 2)
-    assert chunk.deltas[b1.tenant_day].users == 1
-    assert chunk.deltas[b1.action_day].users == 1
-    assert chunk.deltas[b1.user_hour].actions == {"login": 2}
-    assert chunk.deltas[b1.user_day].actions == {"login": 2}
-    assert chunk.user_days == {b1.user_day: frozenset({"login"})}
-    assert chunk.events == 2
-    assert chunk.last_event == second
+    tally.add(first, buckets(first, KYIV))
+    tally.add(second, buckets(second, KYIV))
+    # Then the user-hour and user-day count both by action, the day by hour too; users are not derived yet
+    where = buckets(first, KYIV)
+    assert tally.deltas[where.user_hour] == {"count": 2, "a:login": 1, "a:edit": 1}
+    assert tally.deltas[where.user_day] == {"count": 2, "a:login": 1, "a:edit": 1, where.hour: 2}
+    assert tally.deltas[where.tenant_day] == {"count": 2}
+    assert tally.deltas[where.action_day] == {"count": 1}
+    assert tally.user_days() == [where.user_day]
+    assert tally.events == 2
 
 
 def test_a_user_already_counted_that_day_is_not_a_new_user() -> None:
-    # Given the user-day already holds a committed "login"
-    login, edit = event(event_id="e1"), event(event_id="e2", action="edit")
-    b_login, b_edit = buckets(login, KYIV), buckets(edit, KYIV)
-    known = {b_login.user_day: frozenset({"login"})}
-    chunk = Chunk()
-    # When a login and a first edit of that day are added
-    chunk.add(login, b_login, known)
-    chunk.add(edit, b_edit, known)
-    # Then the day gains no user, the login action-day no user, the edit action-day one user
-    assert chunk.deltas[b_login.tenant_day].users == 0
-    assert chunk.deltas[b_login.action_day].users == 0
-    assert chunk.deltas[b_edit.action_day].users == 1
-    assert chunk.user_days[b_login.user_day] == frozenset({"login", "edit"})
+    # Given a user-day that already holds a committed login
+    where = buckets(event(), KYIV)
+    edit_day = (f"{TENANT}#A", "2025-06-15#edit")
+    # When its delta adds a login and a first edit
+    added = new_users(where.user_day, {"count": 1, "a:login": 1}, {"count": 2, "a:login": 1, "a:edit": 1})
+    # Then the day gains no user, the login action-day none, the edit action-day one
+    assert added == {edit_day: 1}
+    # And a user-day with nothing yet is a new user of the day and of each action
+    assert new_users(where.user_day, {}, {"count": 1, "a:login": 1}) == {where.tenant_day: 1, where.action_day: 1}
 
 
-def test_keys_with_counts_the_items_a_transaction_would_hold() -> None:
-    first, other_user = event(user="u1"), event(user="u2", event_id="e2")
-    b1, b2 = buckets(first, KYIV), buckets(other_user, KYIV)
-    chunk = Chunk()
-    assert chunk.keys_with(b1) == 5
-    chunk.add(first, b1, {b1.user_day: None})
-    # Another user shares the tenant-day and action-day items only
-    assert chunk.keys_with(b2) == 8
-    assert chunk.keys_with(b1) == 5
+@settings(max_examples=200, deadline=None)
+@given(value=st.dictionaries(st.text(min_size=1, max_size=8), st.integers(min_value=1, max_value=9), max_size=800))
+def test_a_value_split_into_parts_is_put_together_again(value: dict[str, int]) -> None:
+    parts = split(value)
+    assert all(len(part) <= MAX_FIELDS_PER_PART for part in parts)
+    assert merge(*parts) == value
+    assert len(parts) == max(1, -(-len(value) // MAX_FIELDS_PER_PART))
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    stream=st.lists(
-        st.tuples(
-            st.sampled_from(["u1", "u2", "u3"]),
-            st.sampled_from(["login", "view", "edit"]),
-            st.integers(min_value=0, max_value=3 * 24 * 60),
-        ),
-        max_size=60,
-    ),
-    committed=st.dictionaries(
-        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.integers(min_value=0, max_value=3)),
-        st.frozensets(st.sampled_from(["login", "view", "edit"]), min_size=1),
-        max_size=5,
-    ),
-)
-def test_chunk_deltas_add_exactly_what_was_not_committed_yet(
-    stream: list[tuple[str, str, int]], committed: dict[tuple[str, int], frozenset[str]]
-) -> None:
-    # Given user-days (user, day offset) that already hold some actions, and events over three Kyiv days
-    first_day = date(2025, 10, 25)
-    origin = datetime(2025, 10, 24, 21, 0, tzinfo=UTC)  # local midnight of the first day
-    events = [
-        event(user=user, action=action, occurred=format_utc(origin + timedelta(minutes=minute)), event_id=f"e{i}")
-        for i, (user, action, minute) in enumerate(stream)
+# ---------------------------------------------------------------- snapshots
+
+
+def test_an_item_is_read_as_of_the_committed_token() -> None:
+    # Given an item committed as {count: 1} by token 3 and rewritten by token 5 as {count: 2}
+    item = StoredAggregate(("p", "s"), committed={"count": 1}, pending={"count": 2}, tag=5, base=3)
+    # Then a reader at 3 or 4 sees 1, a reader at 5 or later sees 2, a reader older than 3 must read again
+    assert [item.value_at(token) for token in (2, 3, 4, 5, 9)] == [
+        None,
+        {"count": 1},
+        {"count": 1},
+        {"count": 2},
+        {"count": 2},
     ]
-    planned = [(e, buckets(e, KYIV)) for e in events]
-    known = {
-        b.user_day: committed.get((e.user_id, (date.fromisoformat(b.user_day[1][2:]) - first_day).days))
-        for e, b in planned
-    }
-    # When all are added to one chunk
-    chunk = Chunk()
-    for e, b in planned:
-        chunk.add(e, b, known)
-    # Then a day gains the users with nothing committed that day, an action-day those without that action
-    for key, delta in chunk.deltas.items():
-        if key[0] == tenant_days_partition(TENANT):
-            user_days = {b.user_day for _, b in planned if b.tenant_day == key}
-            assert delta.users == sum(known[user_day] is None for user_day in user_days)
-            assert delta.count == sum(b.tenant_day == key for _, b in planned)
-        elif key[0] == tenant_actions_partition(TENANT):
-            action = key[1].split("#")[1]
-            user_days = {b.user_day for _, b in planned if b.action_day == key}
-            assert delta.users == sum(action not in (known[user_day] or frozenset()) for user_day in user_days)
-            assert delta.count == sum(b.action_day == key for _, b in planned)
-        else:
-            assert delta.users == 0
-            assert delta.count == sum(key in b.all() for _, b in planned)
-    # And the action sets the chunk leaves are the committed ones plus what it added
-    for user_day, actions in chunk.user_days.items():
-        added = {e.action for e, b in planned if b.user_day == user_day}
-        assert actions == (known[user_day] or frozenset()) | added
-    assert chunk.events == len(events)
+
+
+def test_parts_are_assembled_per_value_and_empty_values_left_out() -> None:
+    partition = f"{TENANT}#U#u1"
+    items = [
+        StoredAggregate((partition, "D#2025-06-15"), {"count": 3, "a:x": 3}, {"count": 4, "a:x": 4}, 7, 6, parts=2),
+        StoredAggregate((partition, "D#2025-06-15~1"), {}, {"a:y": 1}, 7, 6),
+        StoredAggregate((partition, "D#2025-06-16"), {}, {}, 9, 0),
+    ]
+    assert [(a.sort_key, a.value) for a in assemble(items, 6) or []] == [("D#2025-06-15", {"count": 3, "a:x": 3})]
+    assert [(a.sort_key, a.actions) for a in assemble(items, 7) or []] == [("D#2025-06-15", {"x": 4, "y": 1})]
+    assert assemble(items, 5) is None

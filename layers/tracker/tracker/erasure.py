@@ -2,19 +2,30 @@
 
 The API records the request and starts a worker; the worker deletes the user's events page by
 page, then the user's aggregates, and can be run again at any point until it completes. Tenant-
-wide totals keep their anonymous counts. An event the user sends after the erasure is new data.
+wide totals keep the anonymous counts of the events a run counted before they were deleted. An
+event the user sends after the erasure is new data (a new user for the distinct-user counts).
+
+The user's aggregates are fenced, not just deleted: the worker takes the next fence token (a run
+that holds the user's events, or half-written values of them, can no longer commit, and its
+journaled keys are rewritten by the next run), then empties every item of the user with that
+token, so that no older run can write them again.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
 
+from tracker.aggregates import PART_SEPARATOR, day_users_partition
 from tracker.errors import NotFound
-from tracker.interfaces import ErasureStore, ProfileEraser, UserAggregateEraser, UserEventEraser
+from tracker.interfaces import ErasureStore, ProfileEraser, TemporarilyUnavailable, UserAggregateEraser, UserEventEraser
 from tracker.models import ErasureAccepted, ErasureOut
 from tracker.records import ErasureRecord
 from tracker.timefmt import utc_now
+
+FENCE_ATTEMPTS = 10
 
 
 def erasure_out(record: ErasureRecord) -> ErasureOut:
@@ -54,6 +65,31 @@ def get_erasure(store: ErasureStore, tenant_id: str, erasure_id: str) -> Erasure
     return erasure_out(record)
 
 
+def fence_out_rollups(store: UserAggregateEraser) -> int:
+    """Takes the next fence token: the run holding the lease (if any) can no longer commit, and the
+    keys it journaled are rewritten by the next run."""
+    for _ in range(FENCE_ATTEMPTS):
+        seen = store.load_progress()
+        abandoned = (seen.fence,) if seen.lease_until is not None else ()
+        fenced = replace(seen, fence=seen.fence + 1, lease_until=None, dirty=(*seen.dirty, *abandoned))
+        if store.replace_progress(fenced, seen.fence):
+            return fenced.fence
+    raise TemporarilyUnavailable("The rollup's progress kept moving; the erasure will be retried.")
+
+
+def erase_user_aggregates(store: UserAggregateEraser, tenant_id: str, user_id: str) -> int:
+    """Empties the user's partition and their top-users items; returns how many items."""
+    token = fence_out_rollups(store)
+    keys = store.user_items(tenant_id, user_id)
+    keys += [
+        (day_users_partition(tenant_id, date.fromisoformat(sort_key[2:])), user_id)
+        for _, sort_key in keys
+        if sort_key.startswith("D#") and PART_SEPARATOR not in sort_key
+    ]
+    store.tombstone(keys, token)
+    return len(keys)
+
+
 def erase_user(
     store: ErasureStore,
     events: UserEventEraser,
@@ -77,7 +113,7 @@ def erase_user(
             events.delete_events(keys)
             store.add_deleted_events(tenant_id, erasure_id, len(keys))
         # After the events: a rollup that read some of them before they went cannot write them back.
-        aggregates.delete_user_aggregates(tenant_id, record.user_id)
+        erase_user_aggregates(aggregates, tenant_id, record.user_id)
     except Exception:
         store.set_erasure_status(tenant_id, erasure_id, "failed", utc_now())
         raise

@@ -6,12 +6,12 @@ imports boto3 or botocore); the functions wire one to the other.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from tracker.aggregates import AggregateKey, Chunk, ReceivedEvent, UserDayActions
+from tracker.aggregates import AggregateKey, ReceivedEvent, StoredAggregate
 from tracker.profile_models import ExportPart, ExportRecord, ProfileRecord
 from tracker.records import (
     ApiKeyRecord,
@@ -101,52 +101,78 @@ class TenantStore(Protocol):
 
 
 @dataclass(frozen=True)
-class Progress:
-    as_of: datetime | None
-    """Every event received before this instant is counted, and none after it (None: no run yet).
+class Lag:
+    """A tenant whose last run part could not be written: its statistics stay at an older snapshot."""
 
-    Erasure bumps the version of the record (creating it if need be) so that a rollup holding
-    events read before an erasure cannot commit them; such a record has no ``as_of`` yet.
+    token: int
+    as_of: datetime | None
+    dirty: tuple[int, ...]
+    """Run parts whose journaled keys of this tenant must be rewritten before it moves on."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The rollup's one record: the committed snapshot, the lease, the fence.
+
+    A run part gets a token from ``fence`` (one more than the last handed out) with a lease until
+    ``lease_until``; its commit is one write conditional on ``fence`` still being its token, so a
+    second run, a run past its lease or a run an erasure fenced out cannot commit.
     """
-    position: str | None
-    """The ``received_key`` of the last event counted."""
-    partial: bool
-    """Some events received at the instant of ``position`` are not counted yet."""
-    version: int
+
+    as_of: datetime | None
+    """Every event received before this instant is counted, and none after it (None: no run yet)."""
+    token: int
+    """The last committed run part: readers take the values written up to it."""
+    fence: int
+    """The last token handed out, to a run part or to an erasure."""
+    lease_until: datetime | None
+    """The holder of ``fence`` runs until then; None when no run holds the lease."""
+    dirty: tuple[int, ...] = ()
+    """Abandoned run parts: the keys in their journals must be rewritten by the next commit."""
+    lagging: Mapping[str, Lag] = field(default_factory=dict)
+
+    def snapshot(self, tenant_id: str) -> tuple[int, datetime | None]:
+        """The committed token and ``as_of`` of one tenant's statistics."""
+        lag = self.lagging.get(tenant_id)
+        return (lag.token, lag.as_of) if lag else (self.token, self.as_of)
+
+
+NO_PROGRESS = Progress(as_of=None, token=0, fence=0, lease_until=None)
 
 
 class RollupConflict(Exception):
-    """Another run committed first; this one stops without counting anything twice."""
+    """Another run or an erasure took the fence: this run stops without committing anything."""
 
 
 class RollupStore(Protocol):
-    def load_progress(self) -> Progress | None: ...
+    def load_progress(self) -> Progress: ...
+
+    def replace_progress(self, progress: Progress, expected_fence: int) -> bool:
+        """Writes the record if its fence is still ``expected_fence``; False if it moved."""
 
     def received_events(self, start: datetime, end: datetime) -> Iterator[ReceivedEvent]:
         """Events received in ``[start, end)``, in ``received_key`` order."""
 
-    def load_user_days(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, UserDayActions]:
-        """The committed action sets of these user-days (None for a user-day with no item)."""
+    def write_journal(self, token: int, keys: Sequence[AggregateKey]) -> None: ...
 
-    def commit(self, chunk: Chunk, progress: Progress, expected_version: int | None) -> None:
-        """Applies the chunk and the new progress atomically; RollupConflict if the version moved."""
+    def read_journal(self, token: int) -> list[AggregateKey]: ...
 
+    def delete_journals(self, tokens: Iterable[int]) -> None: ...
 
-@dataclass(frozen=True)
-class AggregateItem:
-    sort_key: str
-    count: int
-    users: int
-    actions: dict[str, int]
+    def load_aggregates(self, keys: Iterable[AggregateKey]) -> dict[AggregateKey, StoredAggregate]:
+        """The items of these keys that exist."""
+
+    def write_aggregates(self, items: Sequence[StoredAggregate]) -> dict[AggregateKey, Exception]:
+        """Writes each item unless a higher token wrote it (``RollupConflict``); the failures by key."""
 
 
 class StatsStore(Protocol):
-    def load_progress(self) -> Progress | None: ...
+    def load_progress(self) -> Progress: ...
 
-    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[AggregateItem]:
+    def read_partition(self, partition: str, low: str | None = None, high: str | None = None) -> list[StoredAggregate]:
         """Items of one partition with ``low <= sort key <= high``, in sort key order."""
 
-    def read_partitions(self, partitions: Iterable[str]) -> dict[str, list[AggregateItem]]:
+    def read_partitions(self, partitions: Iterable[str]) -> list[StoredAggregate]:
         """Every item of each partition."""
 
 
@@ -175,8 +201,16 @@ class UserEventEraser(Protocol):
 
 
 class UserAggregateEraser(Protocol):
-    def delete_user_aggregates(self, tenant_id: str, user_id: str) -> int:
-        """Deletes every per-user aggregate item; returns how many there were."""
+    def load_progress(self) -> Progress: ...
+
+    def replace_progress(self, progress: Progress, expected_fence: int) -> bool:
+        """Writes the record if its fence is still ``expected_fence``; False if it moved."""
+
+    def user_items(self, tenant_id: str, user_id: str) -> list[AggregateKey]:
+        """The keys of the user's own partition."""
+
+    def tombstone(self, keys: Sequence[AggregateKey], token: int) -> None:
+        """Empties these items for good, unless a higher token wrote them."""
 
 
 # ---------------------------------------------------------------- access tokens

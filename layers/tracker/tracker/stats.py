@@ -1,31 +1,36 @@
 """The statistics routes, answered from the aggregates alone: their cost does not grow with events.
 
-Every answer is read inside a snapshot: the rollup's progress is read before and after the
-aggregates, and the read is repeated if a rollup commit happened in between, so ``as_of``
-describes exactly what was counted.
+Every answer is one snapshot: the progress record gives the tenant's committed token and
+``as_of``, and each item read is taken as of that token (``tracker.aggregates``), whatever a run
+is writing meanwhile. Only a reader slower than two commits finds an item rewritten past its
+token; it reads again with the new progress.
 """
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import (
+    HOUR_PREFIX,
+    PART_SEPARATOR,
+    Aggregate,
+    StoredAggregate,
+    assemble,
     day_sort_key,
+    day_users_partition,
+    hour_of_field,
     hour_sort_key,
-    hour_users_partition,
     tenant_actions_partition,
     tenant_days_partition,
     user_partition,
 )
 from tracker.errors import Unavailable, ValidationFailed, field_error
-from tracker.interfaces import AggregateItem, StatsStore
+from tracker.interfaces import StatsStore
 from tracker.local_calendar import Period, dates, day_start, local_date, local_hour_start, next_hour_start, windows
 from tracker.models import (
     MAX_ACTIVITY_WINDOWS,
@@ -45,9 +50,8 @@ from tracker.models import (
 )
 from tracker.timefmt import parse_utc
 
-T = TypeVar("T")
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-SNAPSHOT_ATTEMPTS = 10
+SNAPSHOT_ATTEMPTS = 5
 DEFAULT_RANGE = timedelta(days=7)
 MILLISECOND = timedelta(milliseconds=1)
 
@@ -59,18 +63,16 @@ class TenantClock:
     now: datetime
 
 
-def snapshot(store: StatsStore, read: Callable[[], T], pause: float = 0.05) -> tuple[datetime, T]:
-    """``read()`` with the ``as_of`` it is exact for (no rollup commit happened during it)."""
+def snapshot(
+    store: StatsStore, tenant_id: str, read: Callable[[], list[StoredAggregate]]
+) -> tuple[datetime, list[Aggregate]]:
+    """The values ``read()`` finds, as of the tenant's last committed run, and that run's ``as_of``."""
     for _ in range(SNAPSHOT_ATTEMPTS):
-        before = store.load_progress()
-        if before is not None and before.partial:
-            time.sleep(pause)
-            continue
-        value = read()
-        after = store.load_progress()
-        if (before and before.version) == (after and after.version):
-            return (before.as_of if before and before.as_of else NEVER), value
-    raise Unavailable("The statistics are being updated; retry in a moment.", retry_after_seconds=1)
+        token, as_of = store.load_progress().snapshot(tenant_id)
+        values = assemble(read(), token)
+        if values is not None:
+            return as_of or NEVER, values
+    raise Unavailable("The statistics kept moving while they were read; retry in a moment.", retry_after_seconds=1)
 
 
 def _check_range(start: datetime, end: datetime, zone: ZoneInfo, whole_days: bool) -> None:
@@ -136,8 +138,9 @@ def user_activity(
         low, high = day_sort_key(first), day_sort_key(last)
     else:
         low, high = hour_sort_key(spans[0][0]), hour_sort_key(spans[-1][1] - MILLISECOND)
+    high += PART_SEPARATOR * 2  # and the parts of the last value
 
-    as_of, items = snapshot(store, lambda: store.read_partition(partition, low, high))
+    as_of, items = snapshot(store, clock.tenant_id, lambda: store.read_partition(partition, low, high))
     counts = [0] * len(spans)
     actions: list[Counter[str]] = [Counter() for _ in spans]
     starts = [span[0] for span in spans]
@@ -162,9 +165,8 @@ def daily(store: StatsStore, clock: TenantClock, days: int) -> DailyStats:
     today = local_date(clock.now, clock.zone)
     days_listed = dates(today - timedelta(days=days - 1), today)
     partition = tenant_days_partition(clock.tenant_id)
-    as_of, items = snapshot(
-        store, lambda: store.read_partition(partition, days_listed[0].isoformat(), days_listed[-1].isoformat())
-    )
+    first, last = days_listed[0].isoformat(), days_listed[-1].isoformat()
+    as_of, items = snapshot(store, clock.tenant_id, lambda: store.read_partition(partition, first, last))
     by_day = {item.sort_key: item for item in items}
     usage = []
     for day in days_listed:
@@ -174,31 +176,39 @@ def daily(store: StatsStore, clock: TenantClock, days: int) -> DailyStats:
 
 
 def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> TopUsers:
-    """The busiest users of the last ``hours`` local hours, the current one included."""
+    """The busiest users of the last ``hours`` local hours, the current one included: one item per
+    user and local day the window touches, each holding that user's hours of the day."""
     current = local_hour_start(clock.now, clock.zone)
-    hour_starts = [current]
-    while len(hour_starts) < hours:
-        hour_starts.append(local_hour_start(hour_starts[-1] - MILLISECOND, clock.zone))
-    start, end = hour_starts[-1], next_hour_start(current, clock.zone)
-    partitions = [hour_users_partition(clock.tenant_id, hour) for hour in hour_starts]
-    as_of, by_partition = snapshot(store, lambda: store.read_partitions(partitions))
+    start = current
+    for _ in range(hours - 1):
+        start = local_hour_start(start - MILLISECOND, clock.zone)
+    end = next_hour_start(current, clock.zone)
+    days = dates(local_date(start, clock.zone), local_date(current, clock.zone))
+    partitions = [day_users_partition(clock.tenant_id, day) for day in days]
+    as_of, items = snapshot(store, clock.tenant_id, lambda: store.read_partitions(partitions))
+    day_of = dict(zip(partitions, days, strict=True))
     totals: Counter[str] = Counter()
-    for items in by_partition.values():
-        for item in items:
+    for item in items:
+        day = day_of[item.partition]
+        if start <= day_start(day, clock.zone) and day_start(day + timedelta(days=1), clock.zone) <= end:
             totals[item.sort_key] += item.count
-    ranked = sorted(totals.items(), key=lambda entry: (-entry[1], entry[0]))[:limit]
+            continue
+        for name, count in item.value.items():
+            if name.startswith(HOUR_PREFIX) and start <= hour_of_field(name, day, clock.zone) < end:
+                totals[item.sort_key] += count
+    ranked = sorted(((user, n) for user, n in totals.items() if n), key=lambda entry: (-entry[1], entry[0]))[:limit]
     return TopUsers(
         as_of=as_of, from_=start, to=end, items=[UserCount(user_id=user, count=count) for user, count in ranked]
     )
 
 
-def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tuple[datetime, list[AggregateItem]]:
+def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tuple[datetime, list[Aggregate]]:
     partition = tenant_actions_partition(clock.tenant_id)
-    # "~" sorts after every character an action may hold.
-    return snapshot(store, lambda: store.read_partition(partition, days[0].isoformat(), f"{days[-1].isoformat()}#~"))
+    first, last = days[0].isoformat(), f"{days[-1].isoformat()}#~"  # "~" sorts after every character of an action
+    return snapshot(store, clock.tenant_id, lambda: store.read_partition(partition, first, last))
 
 
-def _split(item: AggregateItem) -> tuple[str, str]:
+def _split(item: Aggregate) -> tuple[str, str]:
     day, _, action = item.sort_key.partition("#")
     return day, action
 
