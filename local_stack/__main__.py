@@ -243,12 +243,10 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         observability.start()
         cleanup.callback(observability.stop)
 
-        # The emulation's variables win over the template's too (its AWS_ENDPOINT_URL: "", say).
-        environment = {
-            **base_env,
-            **emulation,
-            **management_environment(template, HOST, (ports["WS_PORT"], ports["WS_MANAGEMENT_PORT"])),
-        }
+        # The emulation's variables win over the template's too (its AWS_ENDPOINT_URL: "", say), and the
+        # local WebSocket's URLs over the cloud ones, unless this environment sets one itself.
+        websocket = management_environment(template, HOST, (ports["WS_PORT"], ports["WS_MANAGEMENT_PORT"]))
+        environment = {**websocket, **base_env, **emulation}
         runtime = LambdaRuntime(template, environment, args.workers, overrides=environment, log_dir=log_dir)
         cleanup.callback(runtime.shutdown)
         init_errors = runtime.warm_up()

@@ -88,7 +88,8 @@ def stack() -> Iterator[Stack]:
     """A stack of this module's own whose functions wait longer for the emulation: on a busy machine moto's
     TransactWriteItems (a deep copy of the table per item) outlasts the 2 s read timeout, and the retry
     then races the first attempt inside moto (a 500)."""
-    running = start_stack({"AWS_READ_TIMEOUT_SECONDS": "30"})
+    # No live feed here (test_dashboard_live.py has one): the page must say so.
+    running = start_stack({"AWS_READ_TIMEOUT_SECONDS": "30", "WEBSOCKET_URL": ""})
     yield running
     if running.process.poll() is None:
         try:
@@ -326,7 +327,7 @@ def test_a_refused_key_shows_the_apis_message(browser: webdriver.Chrome, stack: 
     open_with_key(browser, stack, "atk_not_a_key_000000000000000000")
     message = wait_for(browser, "return document.getElementById('key-error').textContent")
     # Then the API's own message is shown and the key is not kept
-    assert message == "The API refused this key: A valid x-api-key header is required."
+    assert message == "The API refused this key: A valid x-api-key header or bearer token is required."
     assert browser.execute_script("return sessionStorage.length") == 0
 
 
