@@ -138,11 +138,12 @@ class Functions:
         assert isinstance(result, dict), result
         assert set(result) >= {"statusCode", "body"}, result
         body_text = result.get("body")
-        body = json.loads(body_text) if body_text else None
         # API Gateway merges both header maps of a proxy result.
         headers = {str(name).lower(): str(value) for name, value in (result.get("headers") or {}).items()}
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[str(name).lower()] = ", ".join(str(value) for value in values)
+        is_json = "json" in headers.get("content-type", "application/json")
+        body = (json.loads(body_text) if is_json else body_text) if body_text else None
         return HttpAnswer(status=int(result["statusCode"]), headers=headers, body=body, raw=result)
 
 

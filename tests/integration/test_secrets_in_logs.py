@@ -304,6 +304,8 @@ def call_every_route(session: Session, tenant_id: str, api_key: str, name: str) 
         tenant_event(tenant_id, "POST", "/v1/auth/token"),
         api_event("OPTIONS", "/v1/events", authorizer=None),  # a preflight: no key is read
         api_event("OPTIONS", "/v1/events/batch", authorizer=None),
+        api_event("GET", "/dashboard", authorizer=None),  # the page: no key is read, it asks for one
+        api_event("GET", "/dashboard/{file}", authorizer=None, path_parameters={"file": "app.js"}),
         *profile_calls(tenant_id),
     ]
     for call in tenant_calls:

@@ -23,9 +23,12 @@ from tracker import stats
 from tracker.adapters.aggregates_table import aggregate_eraser, rollup_aggregates, stats_aggregates
 from tracker.adapters.dynamodb import dynamodb_client
 from tracker.adapters.events_table import event_store
+from tracker.adapters.exports_bucket import export_files
+from tracker.adapters.profiles_table import profile_store
 from tracker.adapters.tenants_table import erasure_store
 from tracker.erasure import erase_user
 from tracker.events import ingest_batch
+from tracker.exports import UserDataEraser
 from tracker.records import ErasureRecord
 from tracker.rollup import run_rollup
 from tracker.settings import get_settings
@@ -56,10 +59,26 @@ def policy_of(function: str) -> set[Call]:
 
 
 def _resource(target: Any) -> str:
+    """A policy's resource by logical id: a table's GetAtt, or the ARN of a table named after the stack."""
     if "Fn::GetAtt" in target:
         return str(target["Fn::GetAtt"][0])
     text = str(target["Fn::Sub"])
+    for logical_id, name in _tables_named_after_the_stack().items():
+        if text.endswith(f":table/{name}") or f":table/{name}/" in text:
+            return logical_id + text.split(f":table/{name}", 1)[1]
     return text.replace("${", "").replace(".Arn}", "")
+
+
+def _tables_named_after_the_stack() -> dict[str, str]:
+    """Tables whose ``TableName`` is a ``${AWS::StackName}-...`` string (their policies name them by it)."""
+    resources = read_yaml(DEFAULT_TEMPLATE)["Resources"]
+    return {
+        logical_id: str(resource["Properties"]["TableName"]["Fn::Sub"])
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+        and isinstance(resource["Properties"].get("TableName"), dict)
+        and "Fn::Sub" in resource["Properties"]["TableName"]
+    }
 
 
 @contextmanager
@@ -164,7 +183,8 @@ def _request_erasure() -> None:
 
 
 def _erasure_job() -> None:
-    erase_user(erasure_store(), event_store(), aggregate_eraser(), TENANT, "era_policy")
+    profiles = UserDataEraser(profile_store(), profile_store(), export_files())  # as the erase worker builds it
+    erase_user(erasure_store(), event_store(), aggregate_eraser(), TENANT, "era_policy", profiles=profiles)
 
 
 JOBS: dict[str, Callable[[], None]] = {
