@@ -551,6 +551,30 @@ def dashboard_attacks(path: str) -> Callable[[World], list[Attack]]:
     return attacks
 
 
+def preflight_attacks(path: str) -> Callable[[World], list[Attack]]:
+    """A preflight carries no key: it answers 204 whoever asks, and names no tenant."""
+
+    def attacks(w: World) -> list[Attack]:
+        def nothing(body: Any) -> str | None:
+            return None if body in (None, "") else f"a preflight answered a body: {body}"
+
+        hint = {TENANT_HINT_HEADER: w.a_id, "Origin": "https://evil.example"}
+        return [Attack("no key, another origin", "OPTIONS", path, None, 204, headers=hint, check=nothing)]
+
+    return attacks
+
+
+def token_attacks(w: World) -> list[Attack]:
+    """B's key asking for a token with A's tenant id in the request: the token is B's."""
+
+    def bs_own_token(body: Any) -> str | None:
+        payload = str(body.get("access_token", "")).split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return None if claims.get("tenant_id") == w.b["tenant_id"] else f"a token of another tenant: {claims}"
+
+    return [hinted_attack(w, "POST", "/v1/auth/token", 200, bs_own_token)]
+
+
 def admin_attacks(w: World, method: str, route: str) -> list[Attack]:
     """B's key (and A's own live key) on an admin route aimed at A: 403, A untouched."""
     path, body = concrete(w, method, route)
@@ -708,6 +732,9 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
     ("GET", "/v1/health"): ("public", health_attacks),
     ("GET", "/dashboard"): ("public", dashboard_attacks("/dashboard")),
     ("GET", "/dashboard/{file}"): ("public", dashboard_attacks("/dashboard/config.json")),
+    ("OPTIONS", "/v1/events"): ("public", preflight_attacks("/v1/events")),
+    ("OPTIONS", "/v1/events/batch"): ("public", preflight_attacks("/v1/events/batch")),
+    ("POST", "/v1/auth/token"): ("tenant", token_attacks),
     ("POST", "/v1/events"): ("tenant", post_event_attacks),
     ("POST", "/v1/events/batch"): ("tenant", batch_attacks),
     ("GET", "/v1/users/{user_id}/events"): ("tenant", user_events_attacks),
