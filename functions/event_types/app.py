@@ -31,7 +31,7 @@ ERRORS = (400, 401, 403, 422, 429, 503)
     tags=["event types"],
     responses={
         201: {"description": "Created", "content": {"application/json": {"model": EventTypeOut}}},
-        **error_responses(409, 413, *ERRORS),
+        **error_responses(409, 413, 415, *ERRORS),
     },
 )
 def create_event_type(request: Annotated[EventTypeIn, Body()]) -> Response[EventTypeOut]:
@@ -66,7 +66,7 @@ def get_event_type(name: str) -> EventTypeOut:  # noqa: ARG001 - the decoded pat
     "/v1/event-types/<name>",
     summary="Change the description, points or properties (properties replaces the whole map)",
     tags=["event types"],
-    responses=documented(EventTypeOut, 404, 413, *ERRORS),
+    responses=documented(EventTypeOut, 404, 413, 415, *ERRORS),
 )
 def update_event_type(name: str, patch: Annotated[EventTypePatch, Body()]) -> EventTypeOut:  # noqa: ARG001
     return catalog.update_event_type(event_type_store(), tenant_id_of(app), path_parameter(app, "name"), patch)

@@ -46,7 +46,7 @@ def user_id_of_path() -> str:
     responses={
         200: {"description": "Replaced", "content": {"application/json": {"model": ProfileOut}}},
         201: {"description": "Created", "content": {"application/json": {"model": ProfileOut}}},
-        **error_responses(409, *ERRORS),
+        **error_responses(409, 415, *ERRORS),
     },
 )
 def put_profile(user_id: str, profile: Annotated[ProfileIn, Body()]) -> Response[ProfileOut]:  # noqa: ARG001
@@ -58,7 +58,7 @@ def put_profile(user_id: str, profile: Annotated[ProfileIn, Body()]) -> Response
     "/v1/users/<user_id>/profile",
     summary="Merge fields into a user's profile (null removes a field)",
     tags=["profiles"],
-    responses=documented(ProfileOut, 404, 409, *ERRORS),
+    responses=documented(ProfileOut, 404, 409, 415, *ERRORS),
 )
 def patch_profile(user_id: str, change: Annotated[ProfileIn, Body()]) -> ProfileOut:  # noqa: ARG001
     return profiles().patch(tenant_id_of(app), user_id_of_path(), change)

@@ -70,7 +70,7 @@ def update_tenant(tenant_id: TenantIdParam, patch: Annotated[TenantPatch, Body()
     tags=["tenants"],
     responses={
         201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}},
-        **error_responses(*ADMIN_ERRORS),
+        **error_responses(413, 415, *ADMIN_ERRORS),
     },
 )
 def create_key(
