@@ -350,15 +350,7 @@ def user_events_attacks(w: World) -> list[Attack]:
     return [
         Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_empty_events),
         Attack("B key, A user id", "GET", f"{path}?{w.a_cursor_query}", w.b_key, 200, check=expect_empty_events),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(path, w.a_id),
-            w.b_key,
-            200,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=expect_empty_events,
-        ),
+        hinted_attack(w, "GET", path, 200, expect_empty_events),
         Attack("B key, A cursor", "GET", f"{path}?{w.a_cursor_query}&cursor={w.a_cursor}", w.b_key, 400),
         Attack("B key, A cursor", "GET", f"{path}?cursor={w.a_cursor}", w.b_key, 400),
         Attack("B key, A cursor", "GET", f"/v1/users/{OTHER_USER}/events?limit=1&cursor={w.a_cursor}", w.b_key, 400),
@@ -377,15 +369,7 @@ def activity_attacks(w: World) -> list[Attack]:
     path = w.stats_paths()["activity"]
     return [
         Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_zero_activity),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(path, w.a_id),
-            w.b_key,
-            200,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=expect_zero_activity,
-        ),
+        hinted_attack(w, "GET", path, 200, expect_zero_activity),
     ]
 
 
@@ -394,15 +378,7 @@ def stats_attacks(name: str, check: Check) -> Callable[[World], list[Attack]]:
         path = w.stats_paths()[name]
         return [
             Attack("B key, A action/user ids", "GET", path, w.b_key, 200, check=check),
-            Attack(
-                "B key, A tenant id in query/header",
-                "GET",
-                with_tenant_hint(path, w.a_id),
-                w.b_key,
-                200,
-                headers={TENANT_HINT_HEADER: w.a_id},
-                check=check,
-            ),
+            hinted_attack(w, "GET", path, 200, check),
         ]
 
     return attacks
@@ -514,15 +490,7 @@ def health_attacks(w: World) -> list[Attack]:
 
     return [
         Attack("no key (public route)", "GET", "/v1/health", None, 200, check=ok),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint("/v1/health", w.a_id),
-            w.b_key,
-            200,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=ok,
-        ),
+        hinted_attack(w, "GET", "/v1/health", 200, ok),
     ]
 
 
@@ -537,15 +505,7 @@ def dashboard_attacks(path: str) -> Callable[[World], list[Attack]]:
 
         return [
             Attack("no key (public route)", "GET", path, None, 200, check=nothing_of_a_tenant),
-            Attack(
-                "B key, A tenant id in query/header",
-                "GET",
-                with_tenant_hint(path, w.a_id),
-                w.b_key,
-                200,
-                headers={TENANT_HINT_HEADER: w.a_id},
-                check=nothing_of_a_tenant,
-            ),
+            hinted_attack(w, "GET", path, 200, nothing_of_a_tenant),
         ]
 
     return attacks
@@ -690,15 +650,7 @@ def lookup_attacks(w: World) -> list[Attack]:
     paths = [f"/v1/profiles?{urlencode({'email': email})}" for email in (w.a_email, w.a_email.upper())]
     return [
         *(Attack("B key, A email", "GET", path, w.b_key, 200, check=expect_no_profiles) for path in paths),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(paths[0], w.a_id),
-            w.b_key,
-            200,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=expect_no_profiles,
-        ),
+        hinted_attack(w, "GET", paths[0], 200, expect_no_profiles),
     ]
 
 
