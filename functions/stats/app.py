@@ -2,20 +2,27 @@
 
 from typing import Annotated, Literal
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
 from tracker.adapters.aggregates_table import stats_aggregates
+from tracker.exact_json import exact_model_json
 from tracker.models import (
+    PROPERTY_NAME,
     USER_ID,
     Action,
     ActionDaily,
     DailyStats,
     Frequency,
+    PropertyDaily,
     QueryDateOrTime,
     TopUsers,
+    TopUsersBy,
     Trend,
     UserActivity,
+    UserPoints,
+    Violations,
 )
 from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
 from tracker.settings import require_settings
@@ -66,15 +73,16 @@ def get_daily(days: Annotated[int, Query(ge=1, le=366)] = 7) -> DailyStats:
 
 @app.get(
     "/v1/stats/top-users",
-    summary="The users with the most events in the last `hours` hours; ties by user_id",
+    summary="The users with the most events (or points) in the last `hours` hours; ties by user_id",
     tags=["statistics"],
     responses=documented(TopUsers, *STATS_ERRORS),
 )
 def get_top_users(
     hours: Annotated[int, Query(ge=1, le=720)] = 24,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    by: Annotated[TopUsersBy, Query(description="Rank by events (default) or by points")] = "events",
 ) -> TopUsers:
-    return stats.top_users(stats_aggregates(), _clock(), hours, limit)
+    return stats.top_users(stats_aggregates(), _clock(), hours, limit, by)
 
 
 @app.get(
@@ -112,6 +120,46 @@ def get_frequency(
 def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None, to: DateOrTime = None) -> ActionDaily:
     clock = _clock()
     return stats.action_daily(stats_aggregates(), clock, stats.date_range(clock, from_, to), action)
+
+
+
+@app.get(
+    "/v1/users/<user_id>/points",
+    summary="A user's points and events per action: lifetime, or over whole local days or hours",
+    tags=["statistics"],
+    responses=documented(UserPoints, *STATS_ERRORS),
+)
+def get_user_points(user_id: str, from_: FromParam = None, to: DateOrTime = None) -> UserPoints:
+    user_id = path_parameter(app, "user_id", USER_ID)
+    return stats.user_points(stats_aggregates(), _clock(), user_id, from_, to)
+
+
+@app.get(
+    "/v1/stats/actions/<action>/properties/<property>/daily",
+    summary="A numeric property of one action per local day: count, exact sum, avg, min, max",
+    tags=["statistics"],
+    responses=documented(PropertyDaily, *STATS_ERRORS),
+)
+def get_property_daily(
+    action: Annotated[Action, Path()], property: str, from_: FromParam = None, to: DateOrTime = None
+) -> Response[str]:
+    clock = _clock()
+    days = stats.date_range(clock, from_, to)
+    name = path_parameter(app, "property", PROPERTY_NAME)
+    answer = stats.property_daily(stats_aggregates(), clock, days, action, name)
+    # Written here, not by the resolver: its encoders make a Decimal a string or a float.
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=exact_model_json(answer))
+
+
+@app.get(
+    "/v1/stats/violations",
+    summary="Events the tracking plan flagged, per local day, action and kind (non-zero only)",
+    tags=["statistics"],
+    responses=documented(Violations, *STATS_ERRORS),
+)
+def get_violations(from_: FromParam = None, to: DateOrTime = None) -> Violations:
+    clock = _clock()
+    return stats.violations(stats_aggregates(), clock, stats.date_range(clock, from_, to))
 
 
 lambda_handler = lambda_entry(app)

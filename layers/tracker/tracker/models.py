@@ -6,6 +6,7 @@ import json
 import re
 import unicodedata
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -461,7 +463,8 @@ class TopUsers(BaseModel):
     as_of: UtcTimestamp
     from_: UtcTimestamp = Field(alias="from")
     to: UtcTimestamp
-    items: list[UserCount]
+    by: TopUsersBy = "events"
+    items: list[UserPointsCount] | list[UserCount] = Field(description="With by=points, each item has points.")
 
 
 class TrendDay(BaseModel):
@@ -495,6 +498,76 @@ class ActionDaily(BaseModel):
     action: str
     as_of: UtcTimestamp
     items: list[ActionDay]
+
+
+# Points, numeric properties and tracking-plan violations (issue 13), read from the same aggregates.
+
+TopUsersBy = Literal["events", "points"]
+ExactNumber = Annotated[
+    int | Decimal,
+    WithJsonSchema({"type": "number", "description": "Exact: every digit of the decimal sum, never rounded."}),
+]
+"""An integer, or a decimal whose text is sent as a JSON number digit for digit (``tracker.exact_json``)."""
+
+
+class ActionPoints(BaseModel):
+    count: int = Field(description="The user's events of this action.")
+    points: int = Field(description="The points they earned.")
+
+
+class UserPoints(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    user_id: str
+    as_of: UtcTimestamp
+    from_: UtcTimestamp | None = Field(
+        alias="from", description="Start of the whole local days or hours counted; null: the user's whole history."
+    )
+    to: UtcTimestamp | None = Field(description="End of the days or hours counted (exclusive); null: lifetime.")
+    total: int
+    by_action: dict[str, ActionPoints]
+
+
+class UserPointsCount(BaseModel):
+    """A top user by points: their points and events in the window."""
+
+    user_id: str
+    points: int
+    count: int
+
+
+PropertyPathName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_searchable)]
+PROPERTY_NAME: TypeAdapter[str] = TypeAdapter(PropertyPathName)
+"""A property name in a path: a metadata key's length, and text any key could hold (a key never
+holds a control character or an unpaired surrogate)."""
+
+
+class PropertyDay(BaseModel):
+    date: date
+    count: int = Field(description="Events of the action that day whose metadata held the property as a number.")
+    sum: ExactNumber = Field(description="Their exact sum; 0 on an empty day.")
+    avg: float | None = Field(description="sum / count as a double; null on an empty day.")
+    min: ExactNumber | None = Field(description="Exact; null on an empty day.")
+    max: ExactNumber | None = Field(description="Exact; null on an empty day.")
+
+
+class PropertyDaily(BaseModel):
+    action: str
+    property: str
+    as_of: UtcTimestamp
+    items: list[PropertyDay]
+
+
+class ViolationCount(BaseModel):
+    date: date
+    action: str
+    kind: str = Field(description="unplanned_action, required_missing or type_mismatch")
+    count: int
+
+
+class Violations(BaseModel):
+    as_of: UtcTimestamp
+    items: list[ViolationCount] = Field(description="Non-zero counts only, by date, then action, then kind.")
 
 
 # ---------------------------------------------------------------- erasure

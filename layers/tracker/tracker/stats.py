@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import (
@@ -25,6 +26,7 @@ from tracker.aggregates import (
     day_users_partition,
     hour_of_field,
     hour_sort_key,
+    prefixed,
     tenant_actions_partition,
     tenant_days_partition,
     user_partition,
@@ -37,16 +39,24 @@ from tracker.models import (
     MAX_RANGE_DAYS,
     ActionDaily,
     ActionDay,
+    ActionPoints,
     ActionTotal,
     ActivityWindow,
     DailyStats,
     DailyUsage,
     Frequency,
+    PropertyDaily,
+    PropertyDay,
     TopUsers,
+    TopUsersBy,
     Trend,
     TrendDay,
     UserActivity,
     UserCount,
+    UserPoints,
+    UserPointsCount,
+    ViolationCount,
+    Violations,
 )
 from tracker.timefmt import parse_utc
 
@@ -54,6 +64,14 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 SNAPSHOT_ATTEMPTS = 5
 DEFAULT_RANGE = timedelta(days=7)
 MILLISECOND = timedelta(milliseconds=1)
+
+# Counter names of points, numeric properties and violations (see ``AGGREGATES_SPEC``).
+POINTS = "points"
+POINTS_PREFIX = "p:"
+POINTS_HOUR_PREFIX = "ph:"
+LIFETIME_SORT_KEY = "P"
+PROPERTY_COUNT, PROPERTY_SUM, PROPERTY_MIN, PROPERTY_MAX = "n:", "s:", "mn:", "mx:"
+VIOLATION_PREFIX = "v:"
 
 
 @dataclass(frozen=True)
@@ -175,9 +193,10 @@ def daily(store: StatsStore, clock: TenantClock, days: int) -> DailyStats:
     return DailyStats(as_of=as_of, timezone=clock.zone.key, items=usage)
 
 
-def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> TopUsers:
-    """The busiest users of the last ``hours`` local hours, the current one included: one item per
-    user and local day the window touches, each holding that user's hours of the day."""
+def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int, by: TopUsersBy = "events") -> TopUsers:
+    """The busiest users (or those who earned the most points) of the last ``hours`` local hours,
+    the current one included: one item per user and local day the window touches, each holding
+    that user's count and points of the day and per hour."""
     current = local_hour_start(clock.now, clock.zone)
     start = current
     for _ in range(hours - 1):
@@ -187,19 +206,31 @@ def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> 
     partitions = [day_users_partition(clock.tenant_id, day) for day in days]
     as_of, items = snapshot(store, clock.tenant_id, lambda: store.read_partitions(partitions))
     day_of = dict(zip(partitions, days, strict=True))
-    totals: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    points: Counter[str] = Counter()
     for item in items:
         day = day_of[item.partition]
         if start <= day_start(day, clock.zone) and day_start(day + timedelta(days=1), clock.zone) <= end:
-            totals[item.sort_key] += item.count
+            counts[item.sort_key] += item.count
+            points[item.sort_key] += int(item.value.get(POINTS, 0))
             continue
-        for name, count in item.value.items():
-            if name.startswith(HOUR_PREFIX) and start <= hour_of_field(name, day, clock.zone) < end:
-                totals[item.sort_key] += count
-    ranked = sorted(((user, n) for user, n in totals.items() if n), key=lambda entry: (-entry[1], entry[0]))[:limit]
-    return TopUsers(
-        as_of=as_of, from_=start, to=end, items=[UserCount(user_id=user, count=count) for user, count in ranked]
+        for name, amount in item.value.items():
+            for prefix, totals in ((HOUR_PREFIX, counts), (POINTS_HOUR_PREFIX, points)):
+                if name.startswith(prefix) and start <= _hour_of(name, prefix, day, clock.zone) < end:
+                    totals[item.sort_key] += int(amount)
+    ranking = points if by == "points" else counts
+    ranked = sorted((user for user, n in ranking.items() if n), key=lambda user: (-ranking[user], user))[:limit]
+    listed: list[UserPointsCount] | list[UserCount] = (
+        [UserPointsCount(user_id=user, points=points[user], count=counts[user]) for user in ranked]
+        if by == "points"
+        else [UserCount(user_id=user, count=counts[user]) for user in ranked]
     )
+    return TopUsers(as_of=as_of, from_=start, to=end, by=by, items=listed)
+
+
+def _hour_of(name: str, prefix: str, day: date, zone: ZoneInfo) -> datetime:
+    """The local hour a per-hour counter (``h:120``, ``ph:120``) stands for."""
+    return hour_of_field(HOUR_PREFIX + name[len(prefix) :], day, zone)
 
 
 def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tuple[datetime, list[Aggregate]]:
@@ -245,3 +276,76 @@ def action_daily(store: StatsStore, clock: TenantClock, days: list[date], action
             ActionDay(date=day, count=count, users=users, avg_per_user=round(count / users, 4) if users else 0.0)
         )
     return ActionDaily(action=action, as_of=as_of, items=listed)
+
+
+def user_points(
+    store: StatsStore, clock: TenantClock, user_id: str, start: date | datetime | None, end: date | datetime | None
+) -> UserPoints:
+    """A user's points and events per action: with no range the lifetime item (one read); with
+    dates the user-days, with times the local hours the range touches (as ``activity`` reads)."""
+    partition = user_partition(clock.tenant_id, user_id)
+    span: tuple[datetime | None, datetime | None] = (None, None)
+    low = high = LIFETIME_SORT_KEY
+    if start is not None or end is not None:
+        if _whole_days(start, end):
+            days = date_range(clock, start, end)
+            low, high = day_sort_key(days[0]), day_sort_key(days[-1])
+            span = (day_start(days[0], clock.zone), day_start(days[-1] + timedelta(days=1), clock.zone))
+        else:
+            start_at, end_at = instant_range(clock, start, end, DEFAULT_RANGE)
+            first, last = local_hour_start(start_at, clock.zone), local_hour_start(end_at - MILLISECOND, clock.zone)
+            low, high = hour_sort_key(first), hour_sort_key(last)
+            span = (first, next_hour_start(last, clock.zone))
+    high += PART_SEPARATOR * 2  # and the parts of the last value
+
+    as_of, items = snapshot(store, clock.tenant_id, lambda: store.read_partition(partition, low, high))
+    counts: Counter[str] = Counter()
+    points: Counter[str] = Counter()
+    for item in items:
+        counts.update({action: int(n) for action, n in item.actions.items()})
+        points.update({action: int(n) for action, n in prefixed(item.value, POINTS_PREFIX).items()})
+    by_action = {
+        action: ActionPoints(count=counts[action], points=points[action]) for action in sorted(counts | points)
+    }
+    return UserPoints(
+        user_id=user_id, as_of=as_of, from_=span[0], to=span[1], total=sum(points.values()), by_action=by_action
+    )
+
+
+def property_daily(store: StatsStore, clock: TenantClock, days: list[date], action: str, name: str) -> PropertyDaily:
+    """A numeric property of one action per local day: count, exact sum, min and max, and the mean
+    as the double nearest to ``sum / count`` (no decimal rounding on the way)."""
+    as_of, items = _action_days(store, clock, days)
+    found = {day: item.value for item in items for day, item_action in [_split(item)] if item_action == action}
+    listed = []
+    for day in days:
+        value = found.get(day.isoformat(), {})
+        count = int(value.get(PROPERTY_COUNT + name, 0))
+        total = value.get(PROPERTY_SUM + name, 0)
+        listed.append(
+            PropertyDay(
+                date=day,
+                count=count,
+                sum=total,
+                avg=float(Fraction(total) / count) if count else None,
+                min=value.get(PROPERTY_MIN + name) if count else None,
+                max=value.get(PROPERTY_MAX + name) if count else None,
+            )
+        )
+    return PropertyDaily(action=action, property=name, as_of=as_of, items=listed)
+
+
+def violations(store: StatsStore, clock: TenantClock, days: list[date]) -> Violations:
+    """The tracking plan's flagged events per local day, action and kind: non-zero counts only."""
+    as_of, items = _action_days(store, clock, days)
+    listed = sorted(
+        (date.fromisoformat(day), action, kind, int(count))
+        for item in items
+        for day, action in [_split(item)]
+        for kind, count in prefixed(item.value, VIOLATION_PREFIX).items()
+        if count
+    )
+    return Violations(
+        as_of=as_of,
+        items=[ViolationCount(date=day, action=action, kind=kind, count=count) for day, action, kind, count in listed],
+    )
