@@ -195,7 +195,7 @@ def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int) -> 
             continue
         for name, count in item.value.items():
             if name.startswith(HOUR_PREFIX) and start <= hour_of_field(name, day, clock.zone) < end:
-                totals[item.sort_key] += count
+                totals[item.sort_key] += int(count)
     ranked = sorted(((user, n) for user, n in totals.items() if n), key=lambda entry: (-entry[1], entry[0]))[:limit]
     return TopUsers(
         as_of=as_of, from_=start, to=end, items=[UserCount(user_id=user, count=count) for user, count in ranked]
