@@ -9,13 +9,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tracker.adapters.aggregates_table import rollup_aggregates
+from tracker.adapters.catalog_table import catalog_reader
 from tracker.adapters.tenants_table import tenant_store
 from tracker.observability import logger, metrics, tracer
 from tracker.rollup import run_rollup
 from tracker.settings import get_settings, require_settings
 from tracker.timefmt import format_utc, utc_now
 
-require_settings("aggregates_table", "events_table", "tenants_table")  # fail at init, naming what is missing
+# Fail at init, naming what is missing.
+require_settings("aggregates_table", "catalog_table", "events_table", "tenants_table")
 
 # Stop starting new parts this long before the function's timeout; the next run goes on.
 TIMEOUT_MARGIN_MS = 20_000
@@ -55,6 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         initial_lookback=timedelta(hours=settings.rollup_initial_lookback_hours),
         should_stop=lambda: context.get_remaining_time_in_millis() < TIMEOUT_MARGIN_MS,
         lease_for=timedelta(milliseconds=context.get_remaining_time_in_millis()) + LEASE_MARGIN,
+        catalog=catalog_reader(),
     )
     _zone.cache_clear()  # a tenant's zone is fixed, but a warm container should not grow forever
     finished = utc_now()

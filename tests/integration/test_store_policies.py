@@ -42,7 +42,7 @@ TRANSACTION_ACTIONS = {
     "ConditionCheck": "ConditionCheckItem",
 }
 Call = tuple[str, str]
-"""An IAM action and the resource it touches: ``("dynamodb:Query", "EventsTable/index/by_received")``."""
+"""An IAM action and the resource it touches: ``("dynamodb:Query", "EventsTable/index/by_received_v2")``."""
 
 
 def policy_of(function: str) -> set[Call]:
@@ -127,6 +127,7 @@ def tables(template: Template, aws_environment: None) -> Iterator[None]:
 
 
 def _rollup(now: datetime, store: Any) -> None:
+    from tracker.adapters.catalog_table import catalog_reader
     from tracker.adapters.tenants_table import tenant_store
 
     def zone_of(tenant_id: str) -> ZoneInfo:
@@ -142,6 +143,7 @@ def _rollup(now: datetime, store: Any) -> None:
         lease_for=LEASE,
         wall_clock=lambda: now,
         max_events_per_part=5,
+        catalog=catalog_reader(),
     )
 
 

@@ -253,8 +253,9 @@ def test_each_aggregate_is_written_once_per_part_however_many_events_it_counts()
         received(store, T0 + timedelta(milliseconds=index), user=f"u{index % 2}", action=("a", "b", "c")[index % 3])
     # When one run counts them
     report = rollup(store, T0 + timedelta(minutes=1))
-    # Then it wrote each aggregate once: 2 user-hours, 2 user-days, their 2 top-user twins, 1 tenant-day, 3 action-days
-    assert report.aggregates_written == store.writes == 10
+    # Then it wrote each aggregate once: 2 user-hours, 2 user-days, their 2 top-user twins, 2 lifetime items,
+    # 1 tenant-day, 3 action-days
+    assert report.aggregates_written == store.writes == 12
     check_statistics(store, reference(store), T0 + timedelta(minutes=1), users={"u0", "u1"}, actions={"a", "b", "c"})
 
 

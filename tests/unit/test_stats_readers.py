@@ -239,7 +239,6 @@ def test_property_daily_gives_exact_sums_and_empty_days() -> None:
     assert (body["action"], body["property"], body["as_of"]) == ("purchase", "amount", "2025-10-12T09:29:00.000Z")
 
 
-@pytest.mark.xfail(strict=True, reason="main's merge drops zero counters; the aggregates branch keeps mn:/mx: zeros")
 def test_a_minimum_of_zero_is_a_value_not_an_empty_day() -> None:
     # Given a day whose amounts are 0 and 2
     store = store_with(

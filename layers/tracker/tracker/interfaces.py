@@ -166,6 +166,13 @@ class RollupStore(Protocol):
         """Writes each item unless a higher token wrote it (``RollupConflict``); the failures by key."""
 
 
+class CatalogReader(Protocol):
+    """The rollup's read-only view of the catalog."""
+
+    def tenant_catalog(self, tenant_id: str) -> list[EventTypeRecord]:
+        """Every event type of the tenant."""
+
+
 class StatsStore(Protocol):
     def load_progress(self) -> Progress: ...
 

@@ -8,8 +8,11 @@ How a run goes:
    lease, in one conditional write: two runs started together cannot both get it. A holder whose
    lease ran out is presumed dead: its token is listed ``dirty``.
 2. **Read.** Events received in ``[as_of, now - settle)`` in ``received_key`` order (merged shards
-   of the ``by_received`` index), at most ``MAX_EVENTS_PER_PART`` of them per part, a part never
+   of the ``by_received_v2`` index), at most ``MAX_EVENTS_PER_PART`` of them per part, a part never
    ending inside a group of events received in the same millisecond. Deltas are summed in memory.
+   An event earns the points of its action in its tenant's catalog, and counts in the statistics of
+   the properties declared ``number`` then (since it was received): the run reads each tenant's
+   catalog once, at the tenant's first event, so a change applies to the events counted after it.
 3. **Journal, then write.** The keys the part will write are journaled (conditional on the fence),
    then each aggregate is read once and written once: its value as of the committed snapshot and
    its new value tagged with the token (see ``tracker.aggregates``). An item is only written over a
@@ -27,7 +30,6 @@ passed over.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -35,8 +37,11 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import (
+    UNSCORED,
+    USERS,
     AggregateKey,
     Counters,
+    Scoring,
     StoredAggregate,
     Tally,
     buckets,
@@ -48,7 +53,8 @@ from tracker.aggregates import (
     split,
     tenant_of,
 )
-from tracker.interfaces import Lag, Progress, RollupConflict, RollupStore
+from tracker.interfaces import CatalogReader, Lag, Progress, RollupConflict, RollupStore
+from tracker.records import EventTypeRecord
 from tracker.timefmt import truncate_to_millis, utc_now
 
 # Bounds the memory and the time of one part (about 10 MB of events); a run writes each aggregate once per part.
@@ -71,6 +77,36 @@ class RollupReport:
     """A failure message per failed tenant, for the log."""
 
 
+def scoring_of(event_type: EventTypeRecord) -> Scoring:
+    """What an event type's events earn: its points, its number properties since they were declared
+    (one stored before ``declared_at`` existed counts from the type's creation)."""
+    return Scoring(
+        points=event_type.points,
+        numbers={
+            name: rule.declared_at or event_type.created_at
+            for name, rule in event_type.properties.items()
+            if rule.type == "number"
+        },
+    )
+
+
+class _Catalogs:
+    """Each tenant's catalog as scorings by action, read at the tenant's first event of the run."""
+
+    def __init__(self, reader: CatalogReader | None) -> None:
+        self._reader = reader
+        self._tenants: dict[str, dict[str, Scoring]] = {}
+
+    def scoring(self, tenant_id: str, action: str) -> Scoring:
+        if self._reader is None:
+            return UNSCORED
+        actions = self._tenants.get(tenant_id)
+        if actions is None:
+            catalog = self._reader.tenant_catalog(tenant_id)
+            actions = self._tenants[tenant_id] = {event_type.name: scoring_of(event_type) for event_type in catalog}
+        return actions.get(action, UNSCORED)
+
+
 @dataclass
 class _Part:
     """The events of one part, summed, and where the part ends."""
@@ -91,8 +127,10 @@ def run_rollup(
     lease_for: timedelta = DEFAULT_LEASE,
     wall_clock: Callable[[], datetime] = utc_now,
     max_events_per_part: int = MAX_EVENTS_PER_PART,
+    catalog: CatalogReader | None = None,
 ) -> RollupReport:
-    """Counts the events received since the last run, up to ``now - settle``."""
+    """Counts the events received since the last run, up to ``now - settle``; without a ``catalog``
+    events earn no points and count in no property."""
     end = truncate_to_millis(now - settle)
     seen = store.load_progress()
     wall = wall_clock()
@@ -105,13 +143,20 @@ def run_rollup(
     events = commits = written = 0
     failures: dict[str, str] = {}
     started_from = _start(progress, end, initial_lookback)
+    catalogs = _Catalogs(catalog)
     try:
         while True:
             if progress.as_of is not None and end <= progress.as_of:
                 _release(store, progress)
                 return RollupReport(events, commits, started_from, progress.as_of, finished=True)
             part = _read_part(
-                store, progress, zone_of, end=end, lookback=initial_lookback, max_events=max_events_per_part
+                store,
+                progress,
+                zone_of,
+                catalogs,
+                end=end,
+                lookback=initial_lookback,
+                max_events=max_events_per_part,
             )
             items, failed = _write_part(store, progress, part.tally)
             more = part.cut and not should_stop()
@@ -146,6 +191,7 @@ def _read_part(
     store: RollupStore,
     progress: Progress,
     zone_of: Callable[[str], ZoneInfo],
+    catalogs: _Catalogs,
     *,
     end: datetime,
     lookback: timedelta,
@@ -161,7 +207,8 @@ def _read_part(
             return _Part(tally, received_at, cut=True)
         previous = received_at
         if received_at >= thresholds.get(event.tenant_id, default):
-            tally.add(event, buckets(event, zone_of(event.tenant_id)))
+            scoring = catalogs.scoring(event.tenant_id, event.action)
+            tally.add(event, buckets(event, zone_of(event.tenant_id)), scoring)
     return _Part(tally, end, cut=False)
 
 
@@ -169,11 +216,11 @@ def _write_part(store: RollupStore, progress: Progress, tally: Tally) -> tuple[i
     """Journals, reads and writes every aggregate of the part once; the items written and the
     tenants whose writes failed (with why)."""
     token = progress.fence
-    deltas: dict[AggregateKey, Counter[str]] = dict(tally.deltas)
+    deltas = dict(tally.deltas)
     bases = _load_values(store, progress, deltas)
     for user_day in tally.user_days():
         for key, amount in new_users(user_day, bases.get(user_day, {}), deltas[user_day]).items():
-            deltas[key]["users"] += amount
+            deltas[key] = merge(deltas[key], {USERS: amount})
     items: dict[AggregateKey, StoredAggregate] = {}
     for key, delta in deltas.items():
         committed_token = progress.snapshot(tenant_of(key))[0]

@@ -17,16 +17,14 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from tracker.aggregates import (
-    HOUR_PREFIX,
+    LIFETIME_SORT_KEY,
     PART_SEPARATOR,
     Aggregate,
     StoredAggregate,
     assemble,
     day_sort_key,
     day_users_partition,
-    hour_of_field,
     hour_sort_key,
-    prefixed,
     tenant_actions_partition,
     tenant_days_partition,
     user_partition,
@@ -64,14 +62,6 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 SNAPSHOT_ATTEMPTS = 5
 DEFAULT_RANGE = timedelta(days=7)
 MILLISECOND = timedelta(milliseconds=1)
-
-# Counter names of points, numeric properties and violations (see ``AGGREGATES_SPEC``).
-POINTS = "points"
-POINTS_PREFIX = "p:"
-POINTS_HOUR_PREFIX = "ph:"
-LIFETIME_SORT_KEY = "P"
-PROPERTY_COUNT, PROPERTY_SUM, PROPERTY_MIN, PROPERTY_MAX = "n:", "s:", "mn:", "mx:"
-VIOLATION_PREFIX = "v:"
 
 
 @dataclass(frozen=True)
@@ -210,14 +200,13 @@ def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int, by:
     points: Counter[str] = Counter()
     for item in items:
         day = day_of[item.partition]
-        if start <= day_start(day, clock.zone) and day_start(day + timedelta(days=1), clock.zone) <= end:
+        midnight = day_start(day, clock.zone)
+        if start <= midnight and day_start(day + timedelta(days=1), clock.zone) <= end:
             counts[item.sort_key] += item.count
-            points[item.sort_key] += int(item.value.get(POINTS, 0))
+            points[item.sort_key] += item.points
             continue
-        for name, amount in item.value.items():
-            for prefix, totals in ((HOUR_PREFIX, counts), (POINTS_HOUR_PREFIX, points)):
-                if name.startswith(prefix) and start <= _hour_of(name, prefix, day, clock.zone) < end:
-                    totals[item.sort_key] += int(amount)
+        for totals, per_hour in ((counts, item.hours), (points, item.hour_points)):
+            totals[item.sort_key] += sum(n for minutes, n in per_hour.items() if start <= _at(midnight, minutes) < end)
     ranking = points if by == "points" else counts
     ranked = sorted((user for user, n in ranking.items() if n), key=lambda user: (-ranking[user], user))[:limit]
     listed: list[UserPointsCount] | list[UserCount] = (
@@ -228,9 +217,9 @@ def top_users(store: StatsStore, clock: TenantClock, hours: int, limit: int, by:
     return TopUsers(as_of=as_of, from_=start, to=end, by=by, items=listed)
 
 
-def _hour_of(name: str, prefix: str, day: date, zone: ZoneInfo) -> datetime:
-    """The local hour a per-hour counter (``h:120``, ``ph:120``) stands for."""
-    return hour_of_field(HOUR_PREFIX + name[len(prefix) :], day, zone)
+def _at(midnight: datetime, minutes: int) -> datetime:
+    """The local hour named by its minutes after the local midnight of its day."""
+    return midnight + timedelta(minutes=minutes)
 
 
 def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tuple[datetime, list[Aggregate]]:
@@ -242,6 +231,11 @@ def _action_days(store: StatsStore, clock: TenantClock, days: list[date]) -> tup
 def _split(item: Aggregate) -> tuple[str, str]:
     day, _, action = item.sort_key.partition("#")
     return day, action
+
+
+def _days_of(items: list[Aggregate], action: str) -> dict[str, Aggregate]:
+    """The action-days of one action, by date."""
+    return {day: item for item in items for day, item_action in [_split(item)] if item_action == action}
 
 
 def trend(store: StatsStore, clock: TenantClock, days: list[date]) -> Trend:
@@ -267,7 +261,7 @@ def frequency(store: StatsStore, clock: TenantClock, days: list[date], action: s
 
 def action_daily(store: StatsStore, clock: TenantClock, days: list[date], action: str) -> ActionDaily:
     as_of, items = _action_days(store, clock, days)
-    found = {day: item for item in items for day, item_action in [_split(item)] if item_action == action}
+    found = _days_of(items, action)
     listed = []
     for day in days:
         item = found.get(day.isoformat())
@@ -302,8 +296,8 @@ def user_points(
     counts: Counter[str] = Counter()
     points: Counter[str] = Counter()
     for item in items:
-        counts.update({action: int(n) for action, n in item.actions.items()})
-        points.update({action: int(n) for action, n in prefixed(item.value, POINTS_PREFIX).items()})
+        counts.update(item.actions)
+        points.update(item.points_by_action)
     by_action = {
         action: ActionPoints(count=counts[action], points=points[action]) for action in sorted(counts | points)
     }
@@ -316,20 +310,22 @@ def property_daily(store: StatsStore, clock: TenantClock, days: list[date], acti
     """A numeric property of one action per local day: count, exact sum, min and max, and the mean
     as the double nearest to ``sum / count`` (no decimal rounding on the way)."""
     as_of, items = _action_days(store, clock, days)
-    found = {day: item.value for item in items for day, item_action in [_split(item)] if item_action == action}
+    found = _days_of(items, action)
     listed = []
     for day in days:
-        value = found.get(day.isoformat(), {})
-        count = int(value.get(PROPERTY_COUNT + name, 0))
-        total = value.get(PROPERTY_SUM + name, 0)
+        item = found.get(day.isoformat())
+        counted = item.property_stats(name) if item else None
+        if counted is None:
+            listed.append(PropertyDay(date=day, count=0, sum=0, avg=None, min=None, max=None))
+            continue
         listed.append(
             PropertyDay(
                 date=day,
-                count=count,
-                sum=total,
-                avg=float(Fraction(total) / count) if count else None,
-                min=value.get(PROPERTY_MIN + name) if count else None,
-                max=value.get(PROPERTY_MAX + name) if count else None,
+                count=counted.count,
+                sum=counted.sum,
+                avg=float(Fraction(counted.sum) / counted.count),
+                min=counted.min,
+                max=counted.max,
             )
         )
     return PropertyDaily(action=action, property=name, as_of=as_of, items=listed)
@@ -339,10 +335,10 @@ def violations(store: StatsStore, clock: TenantClock, days: list[date]) -> Viola
     """The tracking plan's flagged events per local day, action and kind: non-zero counts only."""
     as_of, items = _action_days(store, clock, days)
     listed = sorted(
-        (date.fromisoformat(day), action, kind, int(count))
+        (date.fromisoformat(day), action, kind, count)
         for item in items
         for day, action in [_split(item)]
-        for kind, count in prefixed(item.value, VIOLATION_PREFIX).items()
+        for kind, count in item.violations.items()
         if count
     )
     return Violations(

@@ -9,8 +9,9 @@ allows (checked by ``tests/integration/test_store_policies.py``):
   user's partition (Query) and tombstones (conditional PutItem).
 
 An aggregate item is ``pk``, ``sk``, ``c`` and ``p`` (committed and pending counters as compact
-JSON), ``t`` (the token that wrote it), ``b`` (the token ``c`` is the value of) and ``n`` (how
-many parts its value has, on part 0 when more than one).
+JSON: an ``int`` as a JSON integer, a ``Decimal`` as a JSON string of its exact decimal text, so
+that both read back exactly as they were), ``t`` (the token that wrote it), ``b`` (the token ``c``
+is the value of) and ``n`` (how many parts its value has, on part 0 when more than one).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -56,8 +58,20 @@ def _json(value: Any) -> Item:
     return attr_s(json.dumps(value, separators=(",", ":"), sort_keys=True))
 
 
+def _decimal_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"A counter is an int or a Decimal, not {type(value).__name__}.")
+
+
+def _counters_json(value: Counters) -> Item:
+    return attr_s(json.dumps(value, separators=(",", ":"), sort_keys=True, default=_decimal_text))
+
+
 def _counters(attribute: Item | None) -> Counters:
-    return {name: int(n) for name, n in json.loads(attribute["S"]).items()} if attribute else {}
+    if not attribute:
+        return {}
+    return {name: Decimal(n) if isinstance(n, str) else int(n) for name, n in json.loads(attribute["S"]).items()}
 
 
 # ---------------------------------------------------------------- items
@@ -66,8 +80,8 @@ def _counters(attribute: Item | None) -> Counters:
 def aggregate_to_item(aggregate: StoredAggregate) -> Item:
     item = {
         **_key(aggregate.key),
-        "c": _json(aggregate.committed),
-        "p": _json(aggregate.pending),
+        "c": _counters_json(aggregate.committed),
+        "p": _counters_json(aggregate.pending),
         "t": _n(aggregate.tag),
         "b": _n(aggregate.base),
     }

@@ -212,5 +212,34 @@ class DynamoEventTypeStore:
         return [event_type_from_item(item) for item in items], str(request["ExclusiveStartKey"]["name"]["S"])
 
 
+class DynamoCatalogReader:
+    """The rollup's view of the catalog: a tenant's whole range, one Query (paged), read only."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def tenant_catalog(self, tenant_id: str) -> list[EventTypeRecord]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "tenant_id = :tenant",
+            "ExpressionAttributeValues": {":tenant": attr_s(tenant_id)},
+            # A change made before the run starts is seen by it.
+            "ConsistentRead": True,
+        }
+        records = []
+        while True:
+            with translated_errors():
+                page = self._client.query(**request)
+            records += [event_type_from_item(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def catalog_reader() -> DynamoCatalogReader:
+    return DynamoCatalogReader(dynamodb_client(), require_settings("catalog_table").catalog_table)
+
+
 def event_type_store() -> DynamoEventTypeStore:
     return DynamoEventTypeStore(dynamodb_client(), require_settings("catalog_table").catalog_table)
