@@ -122,7 +122,6 @@ def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None,
     return stats.action_daily(stats_aggregates(), clock, stats.date_range(clock, from_, to), action)
 
 
-
 @app.get(
     "/v1/users/<user_id>/points",
     summary="A user's points and events per action: lifetime, or over whole local days or hours",

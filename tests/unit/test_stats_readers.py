@@ -233,7 +233,7 @@ def test_property_daily_gives_exact_sums_and_empty_days() -> None:
     ]
     # And the JSON answer holds every digit, as numbers
     body = json.loads(exact_model_json(answer), parse_float=Decimal)
-    assert body["items"][0]["sum"] == Decimal("0.3") and body["items"][0]["min"] == Decimal("0.1")
+    assert (body["items"][0]["sum"], body["items"][0]["min"]) == (Decimal("0.3"), Decimal("0.1"))
     assert body["items"][2]["sum"] == 12345678901234567890123
     assert body["items"][1] == {"date": "2025-10-07", "count": 0, "sum": 0, "avg": None, "min": None, "max": None}
     assert (body["action"], body["property"], body["as_of"]) == ("purchase", "amount", "2025-10-12T09:29:00.000Z")
@@ -316,10 +316,11 @@ def test_violations_list_non_zero_counts_by_date_action_kind() -> None:
 def test_a_decimal_is_written_as_a_json_number_with_every_digit(value: Decimal) -> None:
     text = exact_dumps({"v": value, "d": [date(2025, 10, 6), None, 1, 0.5, "é"]})
     parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal)
-    assert parsed["v"] == value and isinstance(parsed["v"], Decimal)
+    assert parsed["v"] == value
+    assert isinstance(parsed["v"], Decimal)
     assert parsed["d"] == ["2025-10-06", None, 1, Decimal("0.5"), "é"]
 
 
 def test_a_decimal_that_is_not_a_number_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a JSON number"):
         exact_dumps(Decimal("NaN"))
