@@ -140,7 +140,10 @@ def get_user_points(user_id: str, from_: FromParam = None, to: DateOrTime = None
     responses=documented(PropertyDaily, *STATS_ERRORS),
 )
 def get_property_daily(
-    action: Annotated[Action, Path()], property: str, from_: FromParam = None, to: DateOrTime = None
+    action: Annotated[Action, Path()],
+    property: Annotated[str, Path(description="A metadata key: 1-128 characters, no control character")],
+    from_: FromParam = None,
+    to: DateOrTime = None,
 ) -> Response[str]:
     clock = _clock()
     days = stats.date_range(clock, from_, to)

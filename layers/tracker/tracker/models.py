@@ -505,7 +505,7 @@ class ActionDaily(BaseModel):
 TopUsersBy = Literal["events", "points"]
 ExactNumber = Annotated[
     int | Decimal,
-    WithJsonSchema({"type": "number", "description": "Exact: every digit of the decimal sum, never rounded."}),
+    WithJsonSchema({"type": "number", "description": "Exact: every decimal digit, never rounded to a double."}),
 ]
 """An integer, or a decimal whose text is sent as a JSON number digit for digit (``tracker.exact_json``)."""
 
