@@ -147,8 +147,8 @@ def get_property_daily(
 ) -> Response[str]:
     clock = _clock()
     days = stats.date_range(clock, from_, to)
-    name = path_parameter(app, "property", PROPERTY_NAME)
-    answer = stats.property_daily(stats_aggregates(), clock, days, action, name)
+    property = path_parameter(app, "property", PROPERTY_NAME)  # as API Gateway decoded it
+    answer = stats.property_daily(stats_aggregates(), clock, days, action, property)
     # Written here, not by the resolver: its encoders make a Decimal a string or a float.
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=exact_model_json(answer))
 
