@@ -35,6 +35,8 @@ VICTIM = "victim"
 OTHER_USER = "other-user"
 A_ACTION = "a-secret-action"
 A_TYPE = "a-secret-type"
+A_PROPERTY = "amount"
+A_POINTS = 5
 ERASURE_TIMEOUT_SECONDS = 60
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 TENANT_ROUTES_PHASES = ("read", "erase", "write")
@@ -141,6 +143,11 @@ class World:
             "trend": f"/v1/stats/trend?{days}",
             "frequency": f"/v1/stats/frequency?{days}",
             "action-daily": f"/v1/stats/actions/{A_ACTION}/daily?{days}",
+            "points": f"/v1/users/{VICTIM}/points",
+            "points-range": f"/v1/users/{VICTIM}/points?{days}",
+            "top-users-points": "/v1/stats/top-users?hours=24&limit=100&by=points",
+            "property-daily": f"/v1/stats/actions/{A_ACTION}/properties/{A_PROPERTY}/daily?{days}",
+            "violations": f"/v1/stats/violations?{days}",
         }
 
     def read_types(self, key: str) -> list[dict[str, Any]]:
@@ -153,7 +160,7 @@ class World:
         for name, path in self.stats_paths().items():
             reply = send(self.stack, "GET", path, key=key)
             assert reply.status == 200, (path, reply.body)
-            answers[name] = reply.body["items"]
+            answers[name] = reply.body["items"] if "items" in reply.body else reply.body["by_action"]
         return answers
 
 
@@ -165,7 +172,7 @@ def a_event(event_id: str, user: str, occurred: datetime, marker: str | None) ->
         "occurred_at": rfc3339(occurred),
     }
     if marker is not None:
-        event["metadata"] = {"marker": marker, "card": "4111-1111-1111-1111"}
+        event["metadata"] = {"marker": marker, "card": "4111-1111-1111-1111", A_PROPERTY: 12.5}
     return event
 
 
@@ -184,6 +191,16 @@ def world(stack: Stack) -> World:
     # Everything received so far is counted, so that the next rollup only reads what A sends now
     run_rollup(stack, datetime.now(UTC))
     marker = f"A-SECRET-{secrets.token_hex(8)}"
+    # A's action earns points and has a required number property; A's plan flags what breaks it
+    a_action_type = {
+        "name": A_ACTION,
+        "description": f"{marker} action",
+        "points": A_POINTS,
+        "properties": {A_PROPERTY: {"type": "number", "required": True}},
+    }
+    assert send(stack, "POST", "/v1/event-types", a_action_type, a["api_key"]).status == 201
+    flagging = send(stack, "PATCH", f"/v1/tenants/{a['tenant_id']}", {"validation": "flag"}, stack.admin_key)
+    assert flagging.status == 200, flagging.body
     now = datetime.now(UTC).replace(microsecond=0)
     since = now - timedelta(minutes=40)
     events = [
@@ -227,7 +244,7 @@ def world(stack: Stack) -> World:
     assert types_page.body["next_cursor"], types_page.body
     world.a_types_cursor = str(types_page.body["next_cursor"])
     world.a_types = world.read_types(world.a_key)
-    assert [item["name"] for item in world.a_types] == [A_TYPE, f"{A_TYPE}-2"]
+    assert [item["name"] for item in world.a_types] == [A_ACTION, A_TYPE, f"{A_TYPE}-2"]
     blocking = send(stack, "PATCH", f"/v1/tenants/{a['tenant_id']}", {"validation": "block"}, stack.admin_key)
     assert blocking.status == 200, blocking.body
     # A itself sees its data: the attacks below have something to steal
@@ -236,6 +253,12 @@ def world(stack: Stack) -> World:
     world.a_stats = world.read_stats(world.a_key)
     assert {"user_id": VICTIM, "count": 3} in world.a_stats["top-users"], world.a_stats
     assert sum(window["count"] for window in world.a_stats["activity"]) == 3, world.a_stats
+    assert world.a_stats["points"] == {A_ACTION: {"count": 3, "points": 3 * A_POINTS}}, world.a_stats
+    assert {"user_id": VICTIM, "points": 3 * A_POINTS, "count": 3} in world.a_stats["top-users-points"]
+    assert sum(day["count"] for day in world.a_stats["property-daily"]) == 3, world.a_stats  # other-1's stays
+    assert [(v["action"], v["kind"], v["count"]) for v in world.a_stats["violations"]] == [
+        (A_ACTION, "required_missing", 1)
+    ], world.a_stats
     give_a_profile_and_an_export(world)
     return world
 
@@ -300,6 +323,20 @@ def expect_zero_days(body: Any) -> str | None:
 
 def expect_no_top_users(body: Any) -> str | None:
     return None if body.get("items") == [] else "top users listed"
+
+
+def expect_no_points(body: Any) -> str | None:
+    return None if (body.get("total"), body.get("by_action")) == (0, {}) else "points were counted"
+
+
+def expect_zero_property(body: Any) -> str | None:
+    days = body.get("items")
+    empty = {"count": 0, "sum": 0, "avg": None, "min": None, "max": None}
+    return None if days and all({**day, **empty} == day for day in days) else "a property was counted"
+
+
+def expect_no_violations(body: Any) -> str | None:
+    return None if body.get("items") == [] else "violations were counted"
 
 
 def expect_empty_trend(body: Any) -> str | None:
@@ -382,6 +419,20 @@ def stats_attacks(name: str, check: Check) -> Callable[[World], list[Attack]]:
         ]
 
     return attacks
+
+
+def points_attacks(w: World) -> list[Attack]:
+    return [
+        *stats_attacks("points", expect_no_points)(w),
+        *stats_attacks("points-range", expect_no_points)(w),
+    ]
+
+
+def top_users_attacks(w: World) -> list[Attack]:
+    return [
+        *stats_attacks("top-users", expect_no_top_users)(w),
+        *stats_attacks("top-users-points", expect_no_top_users)(w),
+    ]
 
 
 def frequency_attacks(w: World) -> list[Attack]:
@@ -692,10 +743,16 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], list[Attack]]]] = {
     ("GET", "/v1/users/{user_id}/events"): ("tenant", user_events_attacks),
     ("GET", "/v1/users/{user_id}/activity"): ("tenant", activity_attacks),
     ("GET", "/v1/stats/daily"): ("tenant", stats_attacks("daily", expect_zero_days)),
-    ("GET", "/v1/stats/top-users"): ("tenant", stats_attacks("top-users", expect_no_top_users)),
+    ("GET", "/v1/stats/top-users"): ("tenant", top_users_attacks),
     ("GET", "/v1/stats/trend"): ("tenant", stats_attacks("trend", expect_empty_trend)),
     ("GET", "/v1/stats/frequency"): ("tenant", frequency_attacks),
     ("GET", "/v1/stats/actions/{action}/daily"): ("tenant", stats_attacks("action-daily", expect_zero_days)),
+    ("GET", "/v1/users/{user_id}/points"): ("tenant", points_attacks),
+    ("GET", "/v1/stats/actions/{action}/properties/{property}/daily"): (
+        "tenant",
+        stats_attacks("property-daily", expect_zero_property),
+    ),
+    ("GET", "/v1/stats/violations"): ("tenant", stats_attacks("violations", expect_no_violations)),
     ("DELETE", "/v1/users/{user_id}"): ("tenant", erase_user_attacks),
     ("GET", "/v1/erasures/{erasure_id}"): ("tenant", erasure_attacks),
     ("POST", "/v1/event-types"): ("tenant", create_event_type_attacks),
@@ -737,6 +794,7 @@ def concrete(w: World, method: str, route: str) -> tuple[str, Any]:
         .replace("{key_id}", str(w.a["key_id"]))
         .replace("{erasure_id}", w.a_erasure_id)
         .replace("{action}", A_ACTION)
+        .replace("{property}", A_PROPERTY)
         .replace("{name}", A_TYPE)
         .replace("{export_id}", w.a_export_id)
     )
