@@ -1,5 +1,9 @@
 """Section 4: what each statistics route asks of DynamoDB, with 10,000 and with 200,000 events behind it.
 
+The tenants' catalogs give ``ACTION`` points and a number property whose values (2-decimal amounts) the
+events of that action carry, so that points, top users by points and the property's daily statistics
+are read from aggregates as full as the counts'.
+
 Two tenants (Europe/Kyiv) in one in-process moto: one with 10,000 events, one with 200,000, over the same
 users and hours (every user has events in every one of the last 48 hours in both) and the same 20 actions,
 so that only the number of events differs. They are written straight into moto and rolled up by one run.
@@ -15,10 +19,12 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from bench.common import function, load_function_module, log, quiet_stdout
 from bench.data import ACTIONS, TenantSpec, create_tenants, grid, user_id, write_events, zone_reader
@@ -34,23 +40,58 @@ MONTH_USERS = 20
 MONTH_HOURS = 720
 SEED = 424242
 ACTION = ACTIONS[0]
-# The route's query parameters, by the event name of the route in template.yaml.
-PARAMETERS: dict[str, dict[str, str]] = {
-    "UserActivity": {},
-    "Daily": {"days": "7"},
-    "TopUsers": {"hours": "24", "limit": "10"},
-    "Trend": {},
-    "Frequency": {},
-    "ActionDaily": {},
+POINTS = 10
+PROPERTY = "amount"
+RANGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One request of a route (its event name in template.yaml); ``days``: ``from``/``to`` are the last
+    that many local dates, ``hours``: the last that many hours as times."""
+
+    route: str
+    description: str
+    query: tuple[tuple[str, str], ...] = ()
+    days: int | None = None
+    hours: int | None = None
+
+    def parameters(self, now: datetime) -> dict[str, str]:
+        query = dict(self.query)
+        if self.days is not None:
+            today = now.astimezone(ZoneInfo(TIMEZONE)).date()
+            query |= {"from": (today - timedelta(days=self.days - 1)).isoformat(), "to": today.isoformat()}
+        if self.hours is not None:
+            end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            query |= {"from": rfc3339(end - timedelta(hours=self.hours)), "to": rfc3339(end)}
+        return query
+
+
+TIMEZONE = "Europe/Kyiv"
+MEASUREMENTS: dict[str, Measurement] = {
+    "UserActivity": Measurement("UserActivity", "activity of one user, 4h windows, default 7 days"),
+    "Daily": Measurement("Daily", "daily, days=7", (("days", "7"),)),
+    "TopUsers": Measurement("TopUsers", "top-users, hours=24 limit=10", (("hours", "24"), ("limit", "10"))),
+    "Trend": Measurement("Trend", "trend, default 7 days"),
+    "Frequency": Measurement("Frequency", "frequency, default 7 days"),
+    "ActionDaily": Measurement("ActionDaily", f"actions/{ACTION}/daily, default 7 days"),
+    "UserPoints": Measurement("UserPoints", "points of one user, lifetime"),
+    "UserPointsDays": Measurement("UserPoints", f"points of one user, {RANGE_DAYS} days (dates)", days=RANGE_DAYS),
+    "UserPointsHours": Measurement(
+        "UserPoints", f"points of one user, {RANGE_DAYS * 24} hours (times)", hours=RANGE_DAYS * 24
+    ),
+    "TopUsersByPoints": Measurement(
+        "TopUsers", "top-users by=points, hours=24 limit=10", (("hours", "24"), ("limit", "10"), ("by", "points"))
+    ),
+    "PropertyDaily": Measurement(
+        "PropertyDaily", f"actions/{ACTION}/properties/{PROPERTY}/daily, {RANGE_DAYS} days", days=RANGE_DAYS
+    ),
+    "Violations": Measurement("Violations", f"violations, {RANGE_DAYS} days", days=RANGE_DAYS),
 }
-DESCRIPTIONS = {
-    "UserActivity": "activity of one user, 4h windows, default 7 days",
-    "Daily": "daily, days=7",
-    "TopUsers": "top-users, hours=24 limit=10",
-    "Trend": "trend, default 7 days",
-    "Frequency": "frequency, default 7 days",
-    "ActionDaily": f"actions/{ACTION}/daily, default 7 days",
-}
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _proxy_event(resource: str, path_parameters: dict[str, str], query: dict[str, str], tenant: dict[str, str]) -> Any:
@@ -87,9 +128,19 @@ def _proxy_event(resource: str, path_parameters: dict[str, str], query: dict[str
     }
 
 
-def _sanity(event_name: str, body: dict[str, Any], events: list[EventRecord]) -> bool:
+def _sanity(event_name: str, body: dict[str, Any], events: list[EventRecord]) -> bool:  # noqa: PLR0911 - one per route
     """A light check that the route answered from the data (totals where the default range holds them all)."""
     items = body.get("items", [])
+    if event_name.startswith("UserPoints"):
+        mine = [e for e in events if e.user_id == user_id(0)]
+        return bool(body["total"] == POINTS * sum(e.action == ACTION for e in mine))
+    if event_name == "TopUsersByPoints":
+        return len(items) == 10 and all(item["points"] > 0 for item in items)
+    if event_name == "PropertyDaily":
+        amounts = [Decimal(str(e.metadata[PROPERTY])) for e in events if e.action == ACTION and e.metadata]
+        return bool(sum(i["count"] for i in items) == len(amounts) and sum(i["sum"] for i in items) == sum(amounts))
+    if event_name == "Violations":
+        return bool(items == [])
     if event_name in {"Daily", "ActionDaily"}:
         wanted = len(events) if event_name == "Daily" else sum(e.action == ACTION for e in events)
         return bool(sum(item["count"] for item in items) == wanted)
@@ -108,16 +159,15 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
     spec = function(template, "StatsFunction")
     rollup_spec = function(template, "RollupFunction")
     routes = {route.event_name: route for route in spec.routes}
-    missing = set(PARAMETERS) - set(routes)
+    missing = {measurement.route for measurement in MEASUREMENTS.values()} - set(routes)
     if missing:
         raise SystemExit(f"StatsFunction has no route {', '.join(sorted(missing))} in template.yaml")
     environment = {**rollup_spec.environment, **spec.environment, "POWERTOOLS_TRACE_DISABLED": "true"}
     sizes = {"small": small, "large": large}
-    tenants = {
-        key: TenantSpec(key, f"Bench {key} {count:,}", "Europe/Kyiv", users, 0.5) for key, count in sizes.items()
-    }
+    tenants = {key: TenantSpec(key, f"Bench {key} {count:,}", TIMEZONE, users, 0.5) for key, count in sizes.items()}
     with mocked_aws(template, environment) as moto:
         from tracker.adapters.aggregates_table import rollup_aggregates
+        from tracker.adapters.catalog_table import catalog_reader
         from tracker.adapters.tenants_table import DynamoTenantStore
         from tracker.rollup import run_rollup
 
@@ -128,25 +178,9 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         generated = datetime.now(UTC)
         month_tenant = TenantSpec("month", "Bench month", "Europe/Kyiv", MONTH_USERS, 0.0)
         ids = create_tenants(setup_tenants, [*tenants.values(), month_tenant], generated - timedelta(days=31))
-        last_hour = generated.replace(minute=0, second=0, microsecond=0)
-        rng = random.Random(SEED)  # noqa: S311 - reproducible test data
-        data: dict[str, list[EventRecord]] = {}
-        for key, count in sizes.items():
-            log(f"stats: writing {count:,} events of tenant {key}")
-            events = grid(rng, ids[key], count, users=users, hours=HOURS, last_hour=last_hour, prefix=key)
-            write_events(moto.direct, events_table, events)
-            data[key] = events
-        month = grid(
-            rng,
-            ids["month"],
-            MONTH_USERS * MONTH_HOURS,
-            users=MONTH_USERS,
-            hours=MONTH_HOURS,
-            last_hour=last_hour,
-            prefix="month",
-        )
-        write_events(moto.direct, events_table, month)
-        data["month"] = month
+        _create_catalogs(moto.client, moto.tables["CatalogTable"], ids.values(), generated - timedelta(days=32))
+        data = _write_events(moto.direct, events_table, ids, sizes, users=users, generated=generated)
+        month = data["month"]
         log(f"stats: rolling up {small + large + len(month):,} events")
         report = run_rollup(
             rollup_aggregates(),
@@ -154,6 +188,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
             now=datetime.now(UTC),
             settle=timedelta(0),
             initial_lookback=timedelta(hours=MONTH_HOURS + 2),
+            catalog=catalog_reader(),
         )
         if not report.finished or report.events != small + large + len(month):
             raise RuntimeError(f"the set-up rollup counted {report.events} events: {report}")
@@ -163,7 +198,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         from local_stack.lambdas import LambdaContext, WorkerSetup
 
         setup = WorkerSetup.of(spec, dict(environment))
-        tenant_context = {key: {"tenant_id": ids[key], "timezone": "Europe/Kyiv"} for key in sizes}
+        tenant_context = {key: {"tenant_id": ids[key], "timezone": TIMEZONE} for key in sizes}
         for attempt in range(2):
             hour_before = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -172,7 +207,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
 
             caller = _Caller(handler, new_context, moto.client)
             measured = _measure(caller, routes, tenant_context, data)
-            everyone = {**tenant_context, "month": {"tenant_id": ids["month"], "timezone": "Europe/Kyiv"}}
+            everyone = {**tenant_context, "month": {"tenant_id": ids["month"], "timezone": TIMEZONE}}
             windows = _top_users_windows(caller, routes["TopUsers"].path, everyone, data)
             if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour_before:
                 break
@@ -190,7 +225,7 @@ def run(template: Template, *, small: int, large: int, users: int) -> dict[str, 
         "users": users,
         "hours": HOURS,
         "actions": len(ACTIONS),
-        "timezone": "Europe/Kyiv",
+        "timezone": TIMEZONE,
         "setup_seconds": round(setup_seconds, 1),
         "routes": measured,
         "top_users_windows": windows,
@@ -239,29 +274,91 @@ def _top_users_windows(
     return figures
 
 
+def _write_events(
+    direct: Any, table: str, ids: dict[str, str], sizes: dict[str, int], *, users: int, generated: datetime
+) -> dict[str, list[EventRecord]]:
+    """The events of each sized tenant (amounts on ``ACTION``) and of the month tenant, written to moto."""
+    last_hour = generated.replace(minute=0, second=0, microsecond=0)
+    rng = random.Random(SEED)  # noqa: S311 - reproducible test data
+    data: dict[str, list[EventRecord]] = {}
+    for key, count in sizes.items():
+        log(f"stats: writing {count:,} events of tenant {key}")
+        data[key] = _with_amounts(
+            rng, grid(rng, ids[key], count, users=users, hours=HOURS, last_hour=last_hour, prefix=key)
+        )
+    data["month"] = grid(
+        rng,
+        ids["month"],
+        MONTH_USERS * MONTH_HOURS,
+        users=MONTH_USERS,
+        hours=MONTH_HOURS,
+        last_hour=last_hour,
+        prefix="month",
+    )
+    for events in data.values():
+        write_events(direct, table, events)
+    return data
+
+
+def _create_catalogs(client: Any, table: str, tenant_ids: Iterable[str], declared: datetime) -> None:
+    """Each tenant's ``ACTION`` earns ``POINTS`` and has the number property ``PROPERTY``, declared
+    before any event was received."""
+    from tracker.adapters.catalog_table import DynamoEventTypeStore
+    from tracker.records import EventTypeRecord, PropertyRule
+
+    store = DynamoEventTypeStore(client, table)
+    for tenant_id in tenant_ids:
+        rule = PropertyRule(type="number", declared_at=declared)
+        store.create_event_type(
+            EventTypeRecord(
+                tenant_id=tenant_id,
+                name=ACTION,
+                description="bench",
+                points=POINTS,
+                properties={PROPERTY: rule},
+                created_at=declared,
+                updated_at=declared,
+            )
+        )
+
+
+def _with_amounts(rng: random.Random, events: list[EventRecord]) -> list[EventRecord]:
+    """The events of ``ACTION`` carry an amount with two decimals (a JSON float, exact as a decimal)."""
+    return [
+        event.model_copy(update={"metadata": {**(event.metadata or {}), PROPERTY: round(rng.uniform(0, 500), 2)}})
+        if event.action == ACTION
+        else event
+        for event in events
+    ]
+
+
 def _measure(
     caller: _Caller, routes: dict[str, Any], tenants: dict[str, dict[str, str]], data: dict[str, list[EventRecord]]
 ) -> dict[str, Any]:
     measured: dict[str, Any] = {}
-    for event_name, query in PARAMETERS.items():
-        route = routes[event_name]
+    now = datetime.now(UTC)
+    for label, measurement in MEASUREMENTS.items():
+        route = routes[measurement.route]
         path_parameters = {"user_id": user_id(0)} if "{user_id}" in route.path else {}
         if "{action}" in route.path:
             path_parameters["action"] = ACTION
+        if "{property}" in route.path:
+            path_parameters["property"] = PROPERTY
+        query = measurement.parameters(now)
         per_size: dict[str, Any] = {
             "route": f"GET {route.path}",
             "query": query,
-            "description": DESCRIPTIONS[event_name],
+            "description": measurement.description,
         }
         for key, tenant in tenants.items():
             answer, counts, milliseconds = caller.get(route.path, path_parameters, query, tenant)
-            body = json.loads(answer.get("body") or "{}")
+            body = json.loads(answer.get("body") or "{}", parse_float=Decimal)
             per_size[key] = {
                 "status": answer.get("statusCode"),
                 "ms": round(milliseconds, 1),
                 "dynamodb": counts.as_dict(),
-                "answer_matches_data": answer.get("statusCode") == 200 and _sanity(event_name, body, data[key]),
+                "answer_matches_data": answer.get("statusCode") == 200 and _sanity(label, body, data[key]),
                 "items_in_answer": len(body.get("items", [])),
             }
-        measured[event_name] = per_size
+        measured[label] = per_size
     return measured
