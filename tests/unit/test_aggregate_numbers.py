@@ -237,8 +237,8 @@ def test_an_action_day_with_many_properties_splits_into_parts_stored_and_put_tog
 ) -> None:
     # Given an action-day with many properties (long Unicode names, exact sums hundreds of digits long)
     value: dict[str, Decimal | int] = {"count": 7, "users": 2}
-    for name, (total, low, high) in properties.items():
-        total = EXACT.add(Decimal("1e300"), Decimal("1e-300")) if long_sum else total
+    for name, (sum_, low, high) in properties.items():
+        total = EXACT.add(Decimal("1e300"), Decimal("1e-300")) if long_sum else sum_
         value.update({f"n:{name}": 3, f"s:{name}": total, f"mn:{name}": min(low, high), f"mx:{name}": max(low, high)})
     # When it is split into parts, each stored as an item and read back
     key = (f"{TENANT}#A", "2025-06-15#purchase")
