@@ -14,7 +14,8 @@ the brute-force reference every statistic is compared with, and the checks that 
   reader called at every write.
 - ``Reference`` counts the stored events by brute force, with no aggregate and no shared code path;
   ``check_statistics`` and ``check_some`` read statistics through ``tracker.stats`` and compare
-  each answer with the brute force at that answer's own ``as_of``.
+  each answer with the brute force at that answer's own ``as_of``; ``check_catalog_statistics``
+  does the same for points, numeric properties and violations, read from the aggregates' accessors.
 - ``moto_transactions_copy_each_table_once`` keeps moto's TransactWriteItems from copying a whole
   table once per item (the integration suites would take minutes).
 """
@@ -24,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -35,12 +38,19 @@ import pytest
 from hypothesis import strategies as st
 
 from tracker import stats
-from tracker.aggregates import AggregateKey, ReceivedEvent, StoredAggregate, user_partition
-from tracker.interfaces import NO_PROGRESS, Progress, RollupConflict, RollupStore, StatsStore
+from tracker.aggregates import (
+    AggregateKey,
+    ReceivedEvent,
+    StoredAggregate,
+    day_users_partition,
+    tenant_actions_partition,
+    user_partition,
+)
+from tracker.interfaces import NO_PROGRESS, CatalogReader, Progress, RollupConflict, RollupStore, StatsStore
 from tracker.local_calendar import dates, local_date, windows
 from tracker.rollup import RollupReport, run_rollup
 from tracker.stats import TenantClock
-from tracker.timefmt import format_utc
+from tracker.timefmt import format_utc, parse_utc
 
 # ---------------------------------------------------------------- moto, made fast enough
 
@@ -254,6 +264,14 @@ class StopAfter:
 
 
 @dataclass(frozen=True)
+class CatalogEntry:
+    """An event type as the brute force sees it: its points, its number properties and since when."""
+
+    points: int = 0
+    numbers: tuple[tuple[str, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
 class StoredEvent:
     """An event as stored, with only what statistics depend on."""
 
@@ -264,6 +282,11 @@ class StoredEvent:
     received_at: datetime
     anonymous: bool = False
     """Erased after a run counted it: it stays in tenant-wide totals, under a user id of its own."""
+    metadata: tuple[tuple[str, Any], ...] = ()
+    """The top-level metadata values as the client sent them."""
+    violations: frozenset[str] = frozenset()
+    counted_with: CatalogEntry | None = None
+    """Its type in the catalog when a run counted it (set once the snapshot passes it)."""
 
 
 def erased(
@@ -342,6 +365,138 @@ class Reference:
             result.append((day, len(done), users, round(len(done) / users, 4) if users else 0.0))
         return result
 
+    # ------------------------------------------------------------ points, properties, violations
+
+    def _entry(self, event: StoredEvent) -> CatalogEntry:
+        assert event.counted_with is not None, f"{event} is counted but was never given its catalog entry"
+        return event.counted_with
+
+    def _numbers(self, event: StoredEvent) -> dict[str, Decimal]:
+        """The event's values that count: declared number when counted, received since, a JSON number."""
+        counted = {}
+        metadata = dict(event.metadata)
+        for name, declared_at in self._entry(event).numbers:
+            value = metadata.get(name)
+            if event.received_at < declared_at or isinstance(value, bool):
+                continue
+            if isinstance(value, int):
+                counted[name] = Decimal(value)
+            elif isinstance(value, float) and math.isfinite(value):
+                counted[name] = Decimal(repr(value))  # the decimal text JSON carries
+        return counted
+
+    def _mine(self, user_id: str) -> list[StoredEvent]:
+        return [e for e in self.counted if e.user_id == user_id and not e.anonymous]
+
+    def lifetime(self, user_id: str) -> tuple[int, dict[str, int], dict[str, int]]:
+        """Everything the user ever did: events, events by action, points by action (those earning some)."""
+        mine = self._mine(user_id)
+        points: Counter[str] = Counter()
+        for event in mine:
+            points[event.action] += self._entry(event).points
+        return len(mine), dict(Counter(e.action for e in mine)), {a: p for a, p in points.items() if p}
+
+    def hour_points(self, user_id: str) -> dict[datetime, dict[str, int]]:
+        """Points by action per hour (``[start, start + 1h)``, a local hour in the zones tested)."""
+        result: dict[datetime, Counter[str]] = defaultdict(Counter)
+        for event in self._mine(user_id):
+            if points := self._entry(event).points:
+                result[self._hour(event)][event.action] += points
+        return {hour: dict(points) for hour, points in result.items()}
+
+    def day_points(self, user_id: str) -> dict[date, tuple[dict[str, int], dict[int, int]]]:
+        """Per local day: points by action, and by local hour as minutes after local midnight."""
+        by_action: dict[date, Counter[str]] = defaultdict(Counter)
+        by_hour: dict[date, Counter[int]] = defaultdict(Counter)
+        for event in self._mine(user_id):
+            if points := self._entry(event).points:
+                day = self._local_date(event)
+                midnight = datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(UTC)
+                by_action[day][event.action] += points
+                by_hour[day][int((self._hour(event) - midnight) / timedelta(minutes=1))] += points
+        return {day: (dict(by_action[day]), dict(by_hour[day])) for day in by_action}
+
+    def daily_user_points(self) -> dict[tuple[date, str], int]:
+        """Each user's points per local day (the top-users twins)."""
+        totals: Counter[tuple[date, str]] = Counter()
+        for event in self.counted:
+            if not event.anonymous:
+                totals[(self._local_date(event), event.user_id)] += self._entry(event).points
+        return {key: points for key, points in totals.items() if points}
+
+    def property_stats(self) -> dict[tuple[date, str, str], tuple[int, Decimal, Decimal, Decimal]]:
+        """Count, sum, min and max of each property per local day and action, anonymous events included."""
+        values: dict[tuple[date, str, str], list[Decimal]] = defaultdict(list)
+        for event in self.counted:
+            for name, value in self._numbers(event).items():
+                values[(self._local_date(event), event.action, name)].append(value)
+        wide = Context(prec=5_000)
+        return {key: (len(found), _exact_sum(found, wide), min(found), max(found)) for key, found in values.items()}
+
+    def violations(self) -> dict[tuple[date, str, str], int]:
+        """Events per local day, action and kind of violation."""
+        totals = Counter(
+            (self._local_date(event), event.action, kind) for event in self.counted for kind in event.violations
+        )
+        return dict(totals)
+
+    def _hour(self, event: StoredEvent) -> datetime:
+        local = event.occurred_at.astimezone(self.zone)
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _exact_sum(values: Iterable[Decimal], context: Context) -> Decimal:
+    total = Decimal(0)
+    for value in values:
+        total = context.add(total, value)
+    return total
+
+
+def check_catalog_statistics(store: StatsStore, reference: Reference, users: Iterable[str]) -> None:
+    """Points (lifetime, per hour, per day and local hour, per day in the top-users twins), numeric
+    property statistics and violations per action-day, read from the aggregates as of the snapshot,
+    each equal to the brute force."""
+    tenant = reference.tenant_id
+
+    def read(partition: str) -> list[Any]:
+        as_of, items = stats.snapshot(store, tenant, lambda: store.read_partition(partition))
+        assert as_of == reference.as_of
+        return items
+
+    for user in users:
+        items = read(user_partition(tenant, user))
+        lifetime = [(i.count, i.actions, i.points_by_action) for i in items if i.sort_key == "P"]
+        assert lifetime == ([reference.lifetime(user)] if reference.lifetime(user)[0] else []), f"lifetime of {user}"
+        hours = {parse_utc(i.sort_key[2:]): i.points_by_action for i in items if i.sort_key.startswith("H#")}
+        assert {h: p for h, p in hours.items() if p} == reference.hour_points(user), f"hour points of {user}"
+        days = {
+            date.fromisoformat(i.sort_key[2:]): (i.points_by_action, i.hour_points)
+            for i in items
+            if i.sort_key.startswith("D#") and i.points
+        }
+        assert days == reference.day_points(user), f"day points of {user}"
+    expected_twins = reference.daily_user_points()
+    twins = {
+        (day, item.sort_key): item.points
+        for day in sorted({day for day, _ in expected_twins} | {reference._local_date(e) for e in reference.counted})
+        for item in read(day_users_partition(tenant, day))
+        if item.points
+    }
+    assert twins == expected_twins, "points of the top-users twins"
+    action_days = read(tenant_actions_partition(tenant))
+    properties = {}
+    violations = {}
+    for item in action_days:
+        day, _, action = item.sort_key.partition("#")
+        for name in item.properties:
+            found = item.property_stats(name)
+            assert found is not None
+            properties[(date.fromisoformat(day), action, name)] = (found.count, found.sum, found.min, found.max)
+        for kind, count in item.violations.items():
+            violations[(date.fromisoformat(day), action, kind)] = count
+    assert properties == reference.property_stats(), "numeric properties"
+    assert violations == reference.violations(), "violations"
+
 
 def stored_from_received(event: ReceivedEvent) -> StoredEvent:
     return StoredEvent(event.tenant_id, event.user_id, event.action, event.occurred_at, event.received_at)
@@ -405,6 +560,7 @@ def rollup_under_fault(
     settle: timedelta = timedelta(0),
     harness: Harness | None = None,
     max_events_per_part: int = SMALL_PART,
+    catalog: CatalogReader | None = None,
 ) -> list[RollupReport]:
     """Runs the real ``run_rollup`` on ``store`` as ``fault`` says, ``harness.read`` before every write;
     the reports of every run, in order. The wall clock starts at ``now`` and moves past a lease when
@@ -423,6 +579,7 @@ def rollup_under_fault(
             lease_for=LEASE,
             wall_clock=lambda: wall[0],
             max_events_per_part=max_events_per_part,
+            catalog=catalog,
         )
 
     def reading(_n: int, _what: Mutation) -> None:

@@ -8,7 +8,9 @@ import importlib.util
 import itertools
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +24,7 @@ from local_stack.aws import create_tables
 from local_stack.template import REPO_ROOT, Template, load_template
 from tests.rollup_fakes import (
     LEASE,
+    CatalogEntry,
     Fault,
     FaultKind,
     Harness,
@@ -29,6 +32,7 @@ from tests.rollup_fakes import (
     Reference,
     StopAfter,
     StoredEvent,
+    check_catalog_statistics,
     check_daily,
     check_statistics,
     erased,
@@ -36,18 +40,23 @@ from tests.rollup_fakes import (
     moto_transactions_copy_each_table_once,
     rollup_under_fault,
 )
+from tracker import catalog as event_types
 from tracker import settings as tracker_settings
 from tracker import stats
 from tracker.adapters import dynamodb
 from tracker.adapters.aggregates_table import aggregate_eraser, rollup_aggregates, stats_aggregates
+from tracker.adapters.catalog_table import catalog_reader, event_type_store
 from tracker.adapters.events_table import event_store
 from tracker.adapters.tenants_table import tenant_store
+from tracker.aggregates import PropertyStats
 from tracker.erasure import erase_user_aggregates
 from tracker.events import ingest_batch, prepare_event
 from tracker.local_calendar import local_hour_start
-from tracker.records import ApiKeyRecord, TenantRecord
+from tracker.models import EventTypeIn, EventTypePatch, PropertySpec
+from tracker.records import ApiKeyRecord, EventTypeRecord, PropertyType, TenantRecord
 from tracker.rollup import RollupReport, run_rollup
 from tracker.timefmt import format_utc, parse_utc
+from tracker.tracking_plan import CatalogCache, plan_screen
 
 TENANT = "ten_sample0000000001"
 OTHER = "ten_other00000000002"
@@ -112,19 +121,90 @@ class Stack:
         self.stored: list[StoredEvent] = []
         self.stored_ids: set[tuple[str, str]] = set()
         self.owners: dict[tuple[str, str], str] = {}
+        self.flagging = False
+        """Ingest in the tracking plan's ``flag`` mode: events are stored with their violations."""
+        self.catalog: dict[tuple[str, str], EventTypeRecord] = {}
+        """Every tenant's catalog as stored, by tenant and name."""
 
     def ingest(self, tenant: str, raws: list[dict[str, Any]], received_at: datetime) -> dict[str, int]:
-        result = ingest_batch(event_store(), raws, tenant, received_at, concurrency=1)
+        screen = plan_screen("flag", event_type_store(), CatalogCache(0), tenant) if self.flagging else None
+        result = ingest_batch(event_store(), raws, tenant, received_at, concurrency=1, screen=screen)
         for outcome in result.results:
             # An id is stored once, whatever the answers said (see the same-millisecond retry test).
             if outcome.status == "accepted" and (tenant, str(outcome.event_id)) not in self.stored_ids:
                 self.stored_ids.add((tenant, str(outcome.event_id)))
                 record = prepare_event(raws[outcome.index], tenant, received_at)
                 self.owners[(tenant, str(outcome.event_id))] = record.user_id
+                metadata = raws[outcome.index].get("metadata") or {}
                 self.stored.append(
-                    StoredEvent(tenant, record.user_id, record.action, record.occurred_at, record.received_at)
+                    StoredEvent(
+                        tenant,
+                        record.user_id,
+                        record.action,
+                        record.occurred_at,
+                        record.received_at,
+                        metadata=tuple(sorted(metadata.items())),
+                        violations=self._violations(tenant, record.action, metadata) if self.flagging else frozenset(),
+                    )
                 )
         return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+
+    def _violations(self, tenant: str, action: str, metadata: dict[str, Any]) -> frozenset[str]:
+        """What the plan flags, by brute force: an action not in the catalog; a declared property
+        missing while required, or present with another JSON type."""
+        event_type = self.catalog.get((tenant, action))
+        if event_type is None:
+            return frozenset({"unplanned_action"})
+        kinds = set()
+        for name, rule in event_type.properties.items():
+            value = metadata.get(name)
+            if value is None:
+                kinds |= {"required_missing"} if rule.required else set()
+            elif _json_type(value) != rule.type:
+                kinds.add("type_mismatch")
+        return frozenset(kinds)
+
+    def edit_catalog(
+        self, tenant: str, name: str, points: int | None, properties: dict[str, PropertyType], now: datetime
+    ) -> None:
+        """Creates, changes (points and properties) or deletes (``points`` None) an event type, as
+        the catalog routes do."""
+        store = event_type_store()
+        exists = (tenant, name) in self.catalog
+        specs = {key: PropertySpec(type=kind) for key, kind in properties.items()}
+        if points is None:
+            if exists:
+                event_types.delete_event_type(store, tenant, name)
+                del self.catalog[(tenant, name)]
+            return
+        if exists:
+            patch = EventTypePatch(points=points, properties=specs)
+            event_types.update_event_type(store, tenant, name, patch, now=now)
+        else:
+            event_types.create_event_type(store, tenant, EventTypeIn(name=name, points=points, properties=specs), now)
+        record = store.get_event_type(tenant, name)
+        assert record is not None
+        self.catalog[(tenant, name)] = record
+
+    def mark_counted(self) -> None:
+        """Gives each event a run counted since the last call its type as the catalog has it now
+        (the catalog changes only between runs)."""
+        progress = stats_aggregates().load_progress()
+        marked = []
+        for event in self.stored:
+            as_of = progress.snapshot(event.tenant_id)[1]
+            counted_now = event.counted_with is None and as_of is not None and event.received_at < as_of
+            entry = self._entry(event.tenant_id, event.action) if counted_now else None
+            marked.append(replace(event, counted_with=entry) if entry is not None else event)
+        self.stored = marked
+
+    def _entry(self, tenant: str, action: str) -> CatalogEntry:
+        event_type = self.catalog.get((tenant, action))
+        if event_type is None:
+            return CatalogEntry()
+        numbers = [(key, rule.declared_at) for key, rule in event_type.properties.items() if rule.type == "number"]
+        assert all(declared_at is not None for _, declared_at in numbers)
+        return CatalogEntry(event_type.points, tuple((key, at) for key, at in sorted(numbers) if at is not None))
 
     def raw(self, user: str, action: str, occurred_at: datetime, **extra: Any) -> dict[str, Any]:
         self.sent += 1
@@ -148,13 +228,16 @@ class Stack:
                         action=item["action"]["S"],
                         occurred_at=parse_utc(item["occurred_at"]["S"]),
                         received_at=parse_utc(item["received_at"]["S"]),
+                        metadata=tuple(sorted(json.loads(item["metadata"]["S"]).items())) if "metadata" in item else (),
+                        violations=frozenset(v["M"]["kind"]["S"] for v in item.get("violations", {}).get("L", [])),
                     )
                 )
         return found
 
     def assert_model_is_what_is_stored(self) -> None:
         key = lambda e: (e.tenant_id, e.user_id, e.action, e.occurred_at, e.received_at)  # noqa: E731
-        assert sorted(self.stored, key=key) == sorted(self.stored_events(), key=key)
+        model = [replace(event, counted_with=None) for event in self.stored]
+        assert sorted(model, key=key) == sorted(self.stored_events(), key=key)
 
     def reference(self, tenant: str, zone: ZoneInfo) -> Reference:
         as_of = stats_aggregates().load_progress().snapshot(tenant)[1]
@@ -182,8 +265,22 @@ def stack(stack_template: Template) -> Iterator[Stack]:
         stack.assert_model_is_what_is_stored()
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string" if isinstance(value, str) else "other"
+
+
 def rollup(now: datetime, zones: dict[str, ZoneInfo] | None = None, **kwargs: Any) -> RollupReport:
-    options = {"settle": NO_SETTLE, "initial_lookback": timedelta(hours=3), "wall_clock": lambda: now, **kwargs}
+    options = {
+        "settle": NO_SETTLE,
+        "initial_lookback": timedelta(hours=3),
+        "wall_clock": lambda: now,
+        "catalog": catalog_reader(),
+        **kwargs,
+    }
     store = options.pop("store", None) or rollup_aggregates()
     zone_of = (zones or {}).get
     return run_rollup(store, lambda tenant: zone_of(tenant) or KYIV, now=now, **options)
@@ -304,6 +401,77 @@ def test_an_erasure_during_a_run_leaves_no_trace_of_the_user_in_per_user_statist
     activity = stats.user_activity(store, clock, "gone", period="1d", start=start, end=now)
     assert sum(w.count for w in activity.items) == 0
     check_statistics(store, stack.reference(TENANT, KYIV), now, users=["gone", "stays"], actions=["login", "view"])
+    stack.stored = [e for e in stack.stored if not e.anonymous]  # what the Events table still holds
+
+
+def test_a_points_change_applies_to_the_events_counted_after_it_never_to_those_before(stack: Stack) -> None:
+    # Given purchases worth 10 points, one counted, one received but not counted yet
+    at = utc("2025-06-15T10:00:00Z")
+    stack.edit_catalog(TENANT, "purchase", 10, {}, at - timedelta(hours=1))
+    stack.ingest(TENANT, [stack.raw("u1", "purchase", at)], at)
+    rollup(at + timedelta(seconds=1))
+    stack.mark_counted()
+    stack.ingest(TENANT, [stack.raw("u1", "purchase", at)], at + timedelta(seconds=2))
+    # When the points change to 25 before the next run counts the second purchase
+    stack.edit_catalog(TENANT, "purchase", 25, {}, at + timedelta(seconds=3))
+    rollup(at + timedelta(seconds=4))
+    stack.mark_counted()
+    # Then the first purchase keeps its 10 points and the second earns 25, everywhere points are kept
+    store = stats_aggregates()
+    _, items = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#U#u1"))
+    points = {item.sort_key: item.points for item in items}
+    assert points == {"D#2025-06-15": 35, "H#2025-06-15T10:00:00.000Z": 35, "P": 35}
+    check_catalog_statistics(store, stack.reference(TENANT, KYIV), ["u1"])
+
+
+def test_a_property_declared_later_counts_only_the_events_received_after_its_declaration(stack: Stack) -> None:
+    # Given purchases carrying an amount, before and at the instant amount is declared a number
+    at = utc("2025-06-15T10:00:00Z")
+    stack.edit_catalog(TENANT, "purchase", 0, {}, at - timedelta(hours=1))
+    stack.ingest(TENANT, [stack.raw("u1", "purchase", at, metadata={"amount": 0.1})], at - timedelta(milliseconds=1))
+    stack.edit_catalog(TENANT, "purchase", 0, {"amount": "number"}, at)
+    stack.ingest(TENANT, [stack.raw("u2", "purchase", at, metadata={"amount": 0.2})], at)
+    stack.ingest(TENANT, [stack.raw("u3", "purchase", at, metadata={"amount": -3})], at + timedelta(seconds=1))
+    # When the rollup counts all three after the declaration
+    rollup(at + timedelta(seconds=2))
+    stack.mark_counted()
+    # Then amount counts the two received from its declaration on, exactly
+    store = stats_aggregates()
+    _, items = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#A"))
+    (purchase,) = items
+    assert purchase.property_stats("amount") == PropertyStats(count=2, sum=Decimal("-2.8"), min=-3, max=Decimal("0.2"))
+    check_catalog_statistics(store, stack.reference(TENANT, KYIV), ["u1", "u2", "u3"])
+
+
+def test_erasing_a_user_removes_their_points_and_keeps_tenant_wide_property_statistics(stack: Stack) -> None:
+    # Given two users' purchases with points and an amount, counted
+    at = utc("2025-06-15T10:00:00Z")
+    stack.edit_catalog(TENANT, "purchase", 10, {"amount": "number"}, at - timedelta(hours=1))
+    raws = [
+        stack.raw("gone", "purchase", at, metadata={"amount": 2.5}),
+        stack.raw("gone", "purchase", at - timedelta(days=1), metadata={"amount": 4}),
+        stack.raw("stays", "purchase", at, metadata={"amount": 1}),
+    ]
+    stack.ingest(TENANT, raws, at)
+    rollup(at + timedelta(seconds=1))
+    stack.mark_counted()
+    store = stats_aggregates()
+    properties_before = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#A"))[1]
+    # When one of them is erased
+    stack.erase(TENANT, "gone")
+    # Then their points are gone: no lifetime item, no user-day, no top-users twin
+    _, theirs = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#U#gone"))
+    assert theirs == []
+    _, twins = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#DU#2025-06-15"))
+    assert [(twin.sort_key, twin.points) for twin in twins] == [("stays", 10)]
+    # And the tenant's property statistics keep the erased user's values, anonymous
+    properties_after = stats.snapshot(store, TENANT, lambda: store.read_partition(f"{TENANT}#A"))[1]
+    assert properties_after == properties_before
+    assert [item.property_stats("amount") for item in properties_after] == [
+        PropertyStats(count=1, sum=4, min=4, max=4),
+        PropertyStats(count=2, sum=Decimal("3.5"), min=1, max=Decimal("2.5")),
+    ]
+    check_catalog_statistics(store, stack.reference(TENANT, KYIV), ["gone", "stays"])
     stack.stored = [e for e in stack.stored if not e.anonymous]  # what the Events table still holds
 
 
@@ -622,6 +790,12 @@ ANCHORS = [
 USERS = ["u1", "u2", "u3"]
 ACTIONS = ["login", "view", "edit"]
 
+PROPERTIES = ["amount", "qty"]
+property_value = st.one_of(
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, -0.0, 0.1, 0.2, "50", True]),
+)
 new_event = st.tuples(
     st.sampled_from([TENANT, OTHER]),
     st.sampled_from(USERS),
@@ -631,6 +805,14 @@ new_event = st.tuples(
         st.integers(min_value=3_600_000, max_value=2 * 86_400_000),  # hours or days late
     ),
     st.one_of(st.none(), st.integers(min_value=-3_600_000, max_value=3_600_000)),  # the client's clock skew
+    st.one_of(st.none(), st.fixed_dictionaries({}, optional=dict.fromkeys(PROPERTIES, property_value))),
+)
+# An event type created, changed or deleted (points None): points, and how amount and qty are declared.
+catalog_edit = st.tuples(
+    st.sampled_from([TENANT, OTHER]),
+    st.sampled_from(ACTIONS),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=1_000_000)),
+    st.dictionaries(st.sampled_from(PROPERTIES), st.sampled_from(["number", "number", "string"])),
 )
 batch_step = st.tuples(
     st.just("batch"),
@@ -640,12 +822,16 @@ batch_step = st.tuples(
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=1),  # same id, other content
 )
 wide_step = st.tuples(st.just("wide"), st.sampled_from([0, 1, 1_000]), st.integers(min_value=34, max_value=45))
+# The catalog is edited between runs: just before a rollup step's run, after the events before it were received.
 rollup_step = st.tuples(
-    st.just("rollup"), st.sampled_from([0, 1, 30_000, 3_600_000]), st.one_of(st.just(Fault()), faults(max_at=60))
+    st.just("rollup"),
+    st.sampled_from([0, 1, 30_000, 3_600_000]),
+    st.one_of(st.just(Fault()), faults(max_at=60)),
+    st.lists(catalog_edit, max_size=2),
 )
 # A wide group is rolled up at once by a run that crashes, stops, races or repeats in the middle of it.
 wide_then_faulty_rollup = st.tuples(
-    wide_step, st.tuples(st.just("rollup"), st.sampled_from([1, 30_000]), faults(max_at=60))
+    wide_step, st.tuples(st.just("rollup"), st.sampled_from([1, 30_000]), faults(max_at=60), st.just([]))
 )
 plans = st.tuples(
     st.lists(st.one_of(batch_step, batch_step, rollup_step), min_size=1, max_size=8),
@@ -653,12 +839,21 @@ plans = st.tuples(
 ).map(lambda plan: plan[0] if plan[1] is None else [*plan[0][: plan[1][0]], *plan[1][1], *plan[0][plan[1][0] :]])
 
 
-def _wire(stack: Stack, tenant: str, user: str, action: str, occurred: datetime, skew: int | None) -> dict[str, Any]:
+def _wire(
+    stack: Stack,
+    tenant: str,
+    user: str,
+    action: str,
+    occurred: datetime,
+    skew: int | None,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
     """An event as a client with a clock ``skew`` ms off sends it (``sent_at`` now by its clock)."""
+    extra = {} if metadata is None else {"metadata": metadata}
     if skew is None:
-        return {"tenant": tenant, **stack.raw(user, action, occurred)}
+        return {"tenant": tenant, **stack.raw(user, action, occurred, **extra)}
     off = timedelta(milliseconds=skew)
-    return {"tenant": tenant, **stack.raw(user, action, occurred + off), "sent_at": "{sent_at}", "skew": skew}
+    return {"tenant": tenant, **stack.raw(user, action, occurred + off, **extra), "sent_at": "{sent_at}", "skew": skew}
 
 
 @pytest.mark.timeout(1800)  # a reader before every write of every run: slow on moto
@@ -675,6 +870,11 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
     with mock_aws():
         stack = Stack(stack_template)
         store = rollup_aggregates()
+        # Given both tenants flag what breaks their plan: login earns 1, view 10 with amount a number
+        stack.flagging = True
+        for tenant in tenant_zones:
+            stack.edit_catalog(tenant, "login", 1, {}, anchor)
+            stack.edit_catalog(tenant, "view", 10, {"amount": "number"}, anchor)
         clock = [anchor]
         sent: list[dict[str, Any]] = []
         wide_groups = 0
@@ -694,8 +894,8 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
                 # Given a batch per tenant: new events, retries of earlier ones, and a changed copy of one
                 _, _, new, retries, changed = step
                 wires = [
-                    _wire(stack, tenant, user, action, clock[0] - timedelta(milliseconds=late), skew)
-                    for tenant, user, action, late, skew in new
+                    _wire(stack, tenant, user, action, clock[0] - timedelta(milliseconds=late), skew, metadata)
+                    for tenant, user, action, late, skew, metadata in new
                 ]
                 wires += [sent[index % len(sent)] for index in retries if sent]
                 wires += [{**sent[index % len(sent)], "action": "other"} for index in changed if sent]
@@ -707,8 +907,11 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
                 raws = [stack.raw(f"w{wide_groups}-{i:03d}", ACTIONS[i % 3], clock[0]) for i in range(step[2])]
                 stack.ingest(TENANT, raws, clock[0])
             else:
-                # When a scheduled rollup runs, with its fault (an erasure of u1 of the first tenant, maybe),
+                # When the catalog is edited (points, properties declared anew, types deleted), then a
+                # scheduled rollup runs, with its fault (an erasure of u1 of the first tenant, maybe),
                 # and readers of both tenants before each of its writes
+                for tenant, action, points, properties in step[3]:
+                    stack.edit_catalog(tenant, action, points, properties, clock[0])
                 rollup_under_fault(
                     store,
                     step[2],
@@ -717,7 +920,9 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
                     initial_lookback=clock[0] - anchor + timedelta(hours=1),
                     harness=Harness(erase=lambda: stack.erase(TENANT, "u1"), read=read),
                     max_events_per_part=15,
+                    catalog=catalog_reader(),
                 )
+                stack.mark_counted()
             # Then every answer was exact at its own as_of, and as_of never went back
             read()
             read()
@@ -730,8 +935,11 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
             settle=NO_SETTLE,
             initial_lookback=now - anchor + timedelta(hours=1),
             wall_clock=lambda: now,
+            catalog=catalog_reader(),
         )
-        # Then every statistic of each tenant equals the brute-force count of its stored events
+        stack.mark_counted()
+        # Then every statistic of each tenant equals the brute-force count of its stored events: points
+        # of each event as its type had them when it was counted, properties from their declaration on
         for tenant, zone in tenant_zones.items():
             check_statistics(
                 stats_aggregates(),
@@ -742,6 +950,7 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
                 top_limit=3,
                 top_hours=6,
             )
+            check_catalog_statistics(stats_aggregates(), stack.reference(tenant, zone), [*USERS, "w1-000"])
         stack.stored = [e for e in stack.stored if not e.anonymous]  # what the Events table still holds
         stack.assert_model_is_what_is_stored()
 
