@@ -5,6 +5,8 @@ snapshot, for a tenant in Europe/Kyiv; and ``tracker.exact_json``, which keeps d
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -12,12 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.rollup_fakes import InMemoryAggregateStore
+from tests.rollup_fakes import CatalogEntry, InMemoryAggregateStore, Reference, StoredEvent
 from tracker import stats
 from tracker.aggregates import (
+    ReceivedEvent,
     StoredAggregate,
     day_users_partition,
     tenant_actions_partition,
@@ -27,6 +30,9 @@ from tracker.errors import ValidationFailed
 from tracker.exact_json import exact_dumps, exact_model_json
 from tracker.interfaces import Progress
 from tracker.local_calendar import day_start
+from tracker.records import EventTypeRecord, PropertyRule
+from tracker.rollup import run_rollup
+from tracker.timefmt import format_utc
 
 TENANT = "ten_read000000000001"
 OTHER = "ten_read000000000002"
@@ -324,3 +330,135 @@ def test_a_decimal_is_written_as_a_json_number_with_every_digit(value: Decimal) 
 def test_a_decimal_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(ValueError, match="not a JSON number"):
         exact_dumps(Decimal("NaN"))
+
+
+# ---------------------------------------------------------------- the readers against brute force
+
+
+@dataclass(frozen=True)
+class FixedCatalog:
+    """A catalog reader over fixed event types (the rollup reads it once per tenant and run)."""
+
+    types: tuple[EventTypeRecord, ...]
+
+    def tenant_catalog(self, tenant_id: str) -> list[EventTypeRecord]:
+        return [replace_tenant(event_type, tenant_id) for event_type in self.types]
+
+
+def replace_tenant(event_type: EventTypeRecord, tenant_id: str) -> EventTypeRecord:
+    return event_type.model_copy(update={"tenant_id": tenant_id})
+
+
+DECLARED = NOW - timedelta(days=3)
+AMOUNTS = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from(["50", True, None]),
+)
+drawn_events = st.lists(
+    st.tuples(
+        st.sampled_from(["u1", "u2", "u/3"]),
+        st.sampled_from(["buy", "login", "other"]),
+        st.integers(0, 47 * 60),  # minutes before NOW
+        AMOUNTS,
+        st.frozensets(st.sampled_from(["unplanned_action", "required_missing", "type_mismatch"])),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn_events, st.integers(0, 50), st.integers(0, 5))
+def test_points_properties_and_violations_read_what_brute_force_counts(
+    drawn: list[tuple[str, str, int, Any, frozenset[str]]], buy_points: int, login_points: int
+) -> None:
+    # Given a catalog (buy: points and a number amount; login: points; other: not in it) and events
+    catalog = FixedCatalog(
+        (
+            EventTypeRecord(
+                tenant_id=TENANT,
+                name="buy",
+                description="",
+                points=buy_points,
+                properties={"amount": PropertyRule(type="number", declared_at=DECLARED)},
+                created_at=DECLARED,
+                updated_at=DECLARED,
+            ),
+            EventTypeRecord(
+                tenant_id=TENANT,
+                name="login",
+                description="",
+                points=login_points,
+                properties={},
+                created_at=DECLARED,
+                updated_at=DECLARED,
+            ),
+        )
+    )
+    entries = {"buy": CatalogEntry(buy_points, (("amount", DECLARED),)), "login": CatalogEntry(login_points)}
+    store = InMemoryAggregateStore()
+    stored = []
+    for number, (user, action, minutes_ago, amount, kinds) in enumerate(drawn):
+        occurred = NOW - timedelta(minutes=minutes_ago)
+        metadata = {} if amount is None else {"amount": amount}
+        store.add(
+            ReceivedEvent(
+                received_key=f"{format_utc(occurred)}#{TENANT}#e{number:03d}",
+                tenant_id=TENANT,
+                user_id=user,
+                action=action,
+                occurred_at=occurred,
+                metadata=json.loads(json.dumps(metadata), parse_float=Decimal),
+                violations=tuple(sorted(kinds)),
+            )
+        )
+        stored.append(
+            StoredEvent(
+                TENANT,
+                user,
+                action,
+                occurred,
+                occurred,
+                metadata=tuple(metadata.items()),
+                violations=kinds,
+                counted_with=entries.get(action, CatalogEntry()),
+            )
+        )
+    # When the rollup counts them
+    report = run_rollup(
+        store, lambda _t: KYIV, now=NOW, settle=timedelta(0), initial_lookback=timedelta(hours=49), catalog=catalog
+    )
+    assert report.finished
+    reference = Reference(stored, TENANT, KYIV, report.as_of or NOW)
+    here = clock()
+    # Then each user's points, lifetime and over the local days, are the brute force's
+    for user in ("u1", "u2", "u/3", "nobody"):
+        _, counts, points = reference.lifetime(user)
+        expected = {a: (counts[a], points.get(a, 0)) for a in counts}
+        lifetime = stats.user_points(store, here, user, None, None)
+        assert {a: (p.count, p.points) for a, p in lifetime.by_action.items()} == expected, user
+        assert lifetime.total == sum(points.values())
+        two_days = stats.user_points(store, here, user, date(2025, 10, 10), date(2025, 10, 12))
+        assert two_days.total == lifetime.total  # every event lies in those local days
+    # And top users by points over the whole window rank the brute force's points
+    top = stats.top_users(store, here, 49, 100, "points")
+    start, end = top.from_, top.to
+    window: Counter[str] = Counter()
+    for event in reference.counted:
+        if start <= event.occurred_at < end:
+            window[event.user_id] += entries.get(event.action, CatalogEntry()).points
+    ranked = sorted(((u, p) for u, p in window.items() if p), key=lambda entry: (-entry[1], entry[0]))
+    assert [(u.user_id, u.points) for u in top.items] == ranked  # type: ignore[union-attr]
+    # And the amount of buy per day, and the violations, are the brute force's, exactly
+    days = [date(2025, 10, 10), date(2025, 10, 11), date(2025, 10, 12)]
+    expected_stats = reference.property_stats()
+    for day in stats.property_daily(store, here, days, "buy", "amount").items:
+        found = expected_stats.get((day.date, "buy", "amount"))
+        if found is None:
+            assert (day.count, day.sum, day.avg, day.min, day.max) == (0, 0, None, None, None)
+            continue
+        count, total, low, high = found
+        assert (day.count, day.sum, day.min, day.max) == (count, total, low, high)
+        assert day.avg == float(Fraction(total) / count)
+    flagged = stats.violations(store, here, days).items
+    assert {(v.date, v.action, v.kind): v.count for v in flagged} == reference.violations()
