@@ -224,6 +224,25 @@ def api_event(
     }
 
 
+def with_request(
+    event: dict[str, Any], query: dict[str, str] | None, path_parameters: dict[str, str]
+) -> dict[str, Any]:
+    """A copy of a proxy event (a sample's) with this query (when given) and these path parameters
+    (merged), its ``path`` percent-encoded again from its ``resource``, as API Gateway would send it."""
+    event = copy.deepcopy(event)
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} or None
+    if path_parameters:
+        event["pathParameters"] = {**(event["pathParameters"] or {}), **path_parameters}
+        path = event["resource"]
+        for name, value in event["pathParameters"].items():
+            path = path.replace("{" + name + "}", quote(value, safe=""))
+        event["path"] = path
+        event["requestContext"]["path"] = f"/{STAGE}{path}"
+    return event
+
+
 def authorizer_event(api_key: str | None, method: str = "POST", path: str = "/v1/events") -> dict[str, Any]:
     headers = {"Host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"}
     if api_key is not None:

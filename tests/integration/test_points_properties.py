@@ -13,7 +13,6 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +25,7 @@ from tracker.local_calendar import local_date
 from tracker.rollup import run_rollup
 from tracker.timefmt import utc_now
 
-from .support import Functions, api_event, sample_event, tenant_context
+from .support import Functions, api_event, sample_event, tenant_context, with_request
 from .test_isolation_property import function_environment
 
 TENANT = "ten_exact00000000001"
@@ -218,16 +217,7 @@ def no_tables(template: Template, function_modules: dict[str, ModuleType]) -> It
 
 def get(functions: Functions, sample: str, params: dict[str, str] | None = None, **path: str) -> tuple[int, Any]:
     """``events/stats/<sample>.json`` through the stats handler, with other parameters if given."""
-    event = sample_event(f"stats/{sample}.json")
-    if params is not None:
-        event["queryStringParameters"] = params or None
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in params.items()} or None
-    if path:
-        event["pathParameters"] = {**event["pathParameters"], **path}
-        concrete = event["resource"]
-        for name, value in event["pathParameters"].items():
-            concrete = concrete.replace(f"{{{name}}}", quote(value, safe=""))
-        event["path"] = concrete
+    event = with_request(sample_event(f"stats/{sample}.json"), params, path)
     result = functions.invoke("StatsFunction", event)
     return result["statusCode"], json.loads(result["body"], parse_float=Decimal)
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +27,8 @@ from tracker.events import ingest_batch, prepare_event
 from tracker.local_calendar import local_date
 from tracker.rollup import run_rollup
 from tracker.timefmt import format_utc, parse_utc
+
+from .support import with_request
 
 SAMPLES = REPO_ROOT / "events" / "stats"
 SAMPLE_NAMES = ["user_activity", "daily", "top_users", "trend", "frequency", "action_daily"]
@@ -137,17 +138,7 @@ class Api:
         self.zone = tenant_zone
 
     def get(self, sample: str, params: dict[str, str] | None = None, **path: str) -> tuple[int, Any]:
-        event = sample_event(sample)
-        if params is not None:
-            event["queryStringParameters"] = params or None
-            event["multiValueQueryStringParameters"] = {k: [v] for k, v in params.items()} or None
-        if path:
-            event["pathParameters"] = {**event["pathParameters"], **path}
-            concrete = event["resource"]
-            for name, value in event["pathParameters"].items():
-                concrete = concrete.replace(f"{{{name}}}", quote(value, safe=""))
-            event["path"] = concrete
-            event["requestContext"]["path"] = f"/dev{concrete}"
+        event = with_request(sample_event(sample), params, path)
         event["requestContext"]["authorizer"]["timezone"] = self.zone
         answer = self.module.lambda_handler(event, _Context())
         return answer["statusCode"], json.loads(answer["body"])
