@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.support import received_event
 from tracker.adapters.aggregates_table import aggregate_from_item, aggregate_to_item
 from tracker.aggregates import (
     EXACT,
@@ -45,17 +46,10 @@ def event(
     metadata: dict[str, object] | None = None,
     violations: tuple[str, ...] = (),
     received: str = RECEIVED,
-    user: str = "u1",
     event_id: str = "e1",
 ) -> ReceivedEvent:
-    return ReceivedEvent(
-        received_key=f"{received}#{TENANT}#{event_id}",
-        tenant_id=TENANT,
-        user_id=user,
-        action=action,
-        occurred_at=datetime(2025, 6, 15, 4, 47, tzinfo=UTC),
-        metadata=metadata,
-        violations=violations,
+    return received_event(
+        TENANT, action=action, received=received, event_id=event_id, metadata=metadata, violations=violations
     )
 
 
