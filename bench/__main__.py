@@ -143,7 +143,7 @@ def _ingest_problems(ingest: dict[str, Any]) -> list[str]:
 
 def _rollup_problems(rollup: dict[str, Any]) -> list[str]:
     problems = [] if rollup["fast_path_check"]["ok"] else ["rollup: the moto fast path changed an answer"]
-    for name in ("A_with_history", "B_without_history", "C_live_events"):
+    for name in ("A_with_history", "B_without_history", "C_live_events", "D_points_and_properties"):
         problems += [f"rollup {name}: {check}" for check, ok in rollup[name]["checks"].items() if not ok]
     return problems
 

@@ -103,6 +103,7 @@ def _rollup(section: dict[str, Any]) -> list[str]:
         "A_with_history": "A: with older events",
         "B_without_history": "B: no history",
         "C_live_events": "C: events sent live",
+        "D_points_and_properties": "D: C + points, 2 properties",
     }
     for key, label in names.items():
         entry = section[key]
@@ -148,6 +149,21 @@ def _rollup(section: dict[str, Any]) -> list[str]:
     event = section.get("event_item_bytes", {})
     if event:
         lines.append("   one ingested event: " + ", ".join(f"{name} {size} bytes" for name, size in event.items()))
+    scored = section.get("event_with_properties_item_bytes", {})
+    if scored:
+        lines.append("   with 2 properties: " + ", ".join(f"{name} {size} bytes" for name, size in scored.items()))
+        units = section["ingest_write_units"]
+        lines.append(
+            "   ingest WRU per event (by_received_v2 now / by_received before): "
+            + ", ".join(f"{name} {u['now']} / {u['before_by_received_v2']}" for name, u in units.items())
+        )
+        versus = section["D_vs_C"]
+        lines.append(
+            "   D vs C (points and 2 properties vs none): aggregate writes/event "
+            f"{versus['aggregate_writes_per_event'][0]} vs {versus['aggregate_writes_per_event'][1]}, "
+            f"WRU/event {versus['write_units_per_event'][0]} vs {versus['write_units_per_event'][1]}, "
+            f"largest item {versus['largest_item_bytes'][0]} vs {versus['largest_item_bytes'][1]} bytes"
+        )
     sizes = section["A_with_history"]["aggregate_item_bytes"]
     lines.append(f"   largest aggregate item {sizes['max']} bytes (mean {sizes['mean']})")
     return lines

@@ -12,6 +12,12 @@ read are counted with botocore hooks.
 - B: the same 10,000 new events, no older event (the previous run at ``t0`` found nothing).
 - C: 10,000 new events sent as they happen (``occurred_at`` at most 5 s before received): the usual case
   for a rollup every minute; it shows how the write cost depends on how many aggregates events touch.
+- D: C's events, each with 2 numeric properties (``amount``, a decimal, and ``quantity``) in its metadata,
+  in a catalog that gives every action points and declares both properties ``number``: what points
+  (user-hours, user-days, their top-users twins, the lifetime items) and property statistics
+  (action-days) add to C's writes.
+
+Every run reads the tenants' catalogs as the rollup function does (one Query per tenant and run).
 
 Two tenants: Europe/Kyiv with 200 users (80 % of the events) and UTC with 50 users; 20 actions.
 """
@@ -68,8 +74,8 @@ def _user_days(events: Sequence[EventRecord]) -> int:
 
 
 def _aggregates_touched(events: Sequence[EventRecord]) -> int:
-    """How many distinct aggregate items the events add to (what a rollup must write at least): four
-    per event's buckets, and the top-users twin of each user-day."""
+    """How many distinct aggregate items the events add to (what a rollup must write at least): five
+    per event's buckets (the lifetime item included), and the top-users twin of each user-day."""
     from tracker.aggregates import ReceivedEvent, buckets
     from tracker.timefmt import format_utc
 
@@ -84,9 +90,51 @@ def _aggregates_touched(events: Sequence[EventRecord]) -> int:
             occurred_at=event.occurred_at,
         )
         where = buckets(received, zones[event.tenant_id])
-        keys |= {where.user_hour, where.user_day, where.tenant_day, where.action_day}
+        keys |= {where.user_hour, where.user_day, where.tenant_day, where.action_day, where.lifetime}
         keys.add((where.user_day[0] + "#twin", where.user_day[1]))
     return len(keys)
+
+
+PROPERTIES = ("amount", "quantity")
+
+
+def _with_properties(rng: random.Random, events: Sequence[EventRecord]) -> list[EventRecord]:
+    """The events with an ``amount`` (two decimals) and a ``quantity`` in their metadata."""
+    return [
+        event.model_copy(
+            update={
+                "metadata": {
+                    **(event.metadata or {}),
+                    "amount": round(rng.uniform(0.5, 500), 2),
+                    "quantity": rng.randint(1, 5),
+                }
+            }
+        )
+        for event in events
+    ]
+
+
+def _create_catalogs(client: Any, table: str, since: datetime) -> None:
+    """Every bench action in both tenants' catalogs: 1 to 20 points, both properties declared number."""
+    from bench.data import ACTIONS
+    from tracker.adapters.catalog_table import DynamoEventTypeStore
+    from tracker.records import EventTypeRecord, PropertyRule
+
+    store = DynamoEventTypeStore(client, table)
+    rule = PropertyRule(type="number", declared_at=since)
+    for tenant_id in TENANT_IDS.values():
+        for points, action in enumerate(ACTIONS, start=1):
+            properties = dict.fromkeys(PROPERTIES, rule)
+            record = EventTypeRecord(
+                tenant_id=tenant_id,
+                name=action,
+                description="",
+                points=points,
+                properties=properties,
+                created_at=since,
+                updated_at=since,
+            )
+            store.create_event_type(record)
 
 
 def _expected_totals(events: Sequence[EventRecord]) -> dict[str, int]:
@@ -104,11 +152,14 @@ def scenario(
     *,
     fast: bool = True,
     direct_setup: bool = True,
+    catalog: bool = False,
 ) -> dict[str, Any]:
-    """Sets up ``old`` (rolled up at ``t0``) and ``new``, then measures one rollup run at ``t1``."""
+    """Sets up ``old`` (rolled up at ``t0``) and ``new``, then measures one rollup run at ``t1``; with
+    ``catalog``, every action earns points and declares the two properties."""
     spec = function(template, "RollupFunction")
     with mocked_aws(template, spec.environment, fast=fast) as moto:
         from tracker.adapters.aggregates_table import rollup_aggregates, stats_aggregates
+        from tracker.adapters.catalog_table import catalog_reader
         from tracker.adapters.tenants_table import DynamoTenantStore, tenant_store
         from tracker.aggregates import assemble, tenant_days_partition
         from tracker.rollup import run_rollup
@@ -120,6 +171,8 @@ def scenario(
         setup_tenants = DynamoTenantStore(setup_client, tenants_table)
         created = create_tenants(setup_tenants, TENANTS.values(), clock.t0 - HISTORY - timedelta(days=1))
         assert created == TENANT_IDS, created
+        if catalog:
+            _create_catalogs(setup_client, moto.tables["CatalogTable"], clock.t0 - HISTORY - timedelta(days=1))
         if direct_setup:
             write_events(moto.direct, events_table, old)
         else:
@@ -130,6 +183,7 @@ def scenario(
             now=clock.t0,
             settle=clock.settle,
             initial_lookback=HISTORY + timedelta(hours=1),
+            catalog=catalog_reader(),
         )
         if not previous.finished or previous.events != len(old):
             raise RuntimeError(f"the set-up rollup counted {previous.events} of {len(old)} events: {previous}")
@@ -148,6 +202,7 @@ def scenario(
                 now=clock.t1,
                 settle=clock.settle,
                 initial_lookback=timedelta(hours=settings.rollup_initial_lookback_hours),
+                catalog=catalog_reader(),
             )
             seconds = time.perf_counter() - started
 
@@ -260,21 +315,41 @@ def _events(count_old: int, count_new: int, clock: Clock) -> tuple[list[EventRec
     return old, new, live
 
 
+OLD_RECEIVED_INDEX = {
+    "IndexName": "by_received",
+    "KeySchema": [{"AttributeName": "received_part"}, {"AttributeName": "received_key"}],
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["tenant_id", "user_id", "action", "occurred_at"]},
+}
+"""The index the rollup read before metadata and violations were projected (for the comparison)."""
+
+
 def _event_item_sizes(template: Template, event: EventRecord) -> dict[str, int]:
-    """What one ingested event weighs in the Events table and in each GSI (its projection)."""
+    """What one ingested event weighs in the Events table and in each GSI (its projection), and in the
+    ``by_received`` index it replaced."""
     from tracker.adapters.events_table import event_to_item
 
     item = event_to_item(event)
     table = template.tables["EventsTable"].create_kwargs
     keys = [key["AttributeName"] for key in table["KeySchema"]]
     sizes = {"table": item_size(item)}
-    for index in table.get("GlobalSecondaryIndexes", []):
+    for index in [*table.get("GlobalSecondaryIndexes", []), OLD_RECEIVED_INDEX]:
         projection = index["Projection"]
         names = set(item) if projection["ProjectionType"] == "ALL" else set(keys)
         names |= {key["AttributeName"] for key in index["KeySchema"]}
         names |= set(projection.get("NonKeyAttributes", []))
         sizes[index["IndexName"]] = item_size({name: value for name, value in item.items() if name in names})
     return sizes
+
+
+def _ingest_write_units(sizes: dict[str, int]) -> dict[str, int]:
+    """Write units of one ingest PutItem: 1 per KB in the table and in each index, now and with the old index."""
+
+    def units(size: int) -> int:
+        return -(-size // 1024)
+
+    now = sum(units(size) for name, size in sizes.items() if name != OLD_RECEIVED_INDEX["IndexName"])
+    before = now - units(sizes["by_received_v2"]) + units(sizes[OLD_RECEIVED_INDEX["IndexName"]])
+    return {"now": now, "before_by_received_v2": before}
 
 
 def _strip(result: dict[str, Any]) -> dict[str, Any]:
@@ -324,12 +399,22 @@ def run(template: Template, *, old_events: int, new_events: int, check_events: t
     alone = scenario(template, clock, [], new)
     log(f"rollup: B took {alone['rollup_seconds']} s; scenario C ({new_events:,} events sent as they happen)")
     live_run = scenario(template, clock, [], live)
+    log(f"rollup: C took {live_run['rollup_seconds']} s; scenario D (C's events with points and 2 properties)")
+    scored = _with_properties(random.Random(SEED), live)  # noqa: S311 - reproducible test data
+    scored_run = scenario(template, clock, [], scored, catalog=True)
     a_items, b_items = (x["dynamodb"]["total_items_read"] for x in (with_history, alone))
     a_keys, b_keys = (
         x["dynamodb"]["items_read"].get("Query", 0) + x["dynamodb"]["keys_requested"] for x in (with_history, alone)
     )
+    event_sizes = _event_item_sizes(template, new[0])
+    scored_sizes = _event_item_sizes(template, scored[0])
     return {
-        "event_item_bytes": _event_item_sizes(template, new[0]),
+        "event_item_bytes": event_sizes,
+        "event_with_properties_item_bytes": scored_sizes,
+        "ingest_write_units": {
+            "event": _ingest_write_units(event_sizes),
+            "event_with_properties": _ingest_write_units(scored_sizes),
+        },
         "settle_seconds": settle.total_seconds(),
         "t0": clock.t0.isoformat(),
         "t1": clock.t1.isoformat(),
@@ -338,6 +423,18 @@ def run(template: Template, *, old_events: int, new_events: int, check_events: t
         "A_with_history": _strip(with_history),
         "B_without_history": _strip(alone),
         "C_live_events": _strip(live_run),
+        "D_points_and_properties": _strip(scored_run),
+        "D_vs_C": {
+            "aggregate_writes_per_event": [
+                scored_run["aggregate_writes_per_event"],
+                live_run["aggregate_writes_per_event"],
+            ],
+            "write_units_per_event": [scored_run["write_units_per_event"], live_run["write_units_per_event"]],
+            "largest_item_bytes": [
+                scored_run["aggregate_item_bytes"]["max"],
+                live_run["aggregate_item_bytes"]["max"],
+            ],
+        },
         "A_vs_B": {
             "items_read": [a_items, b_items],
             "items_read_equal": a_items == b_items,

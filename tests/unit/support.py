@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.fakes import InMemoryTenantStore, InMemoryUsagePlans
 from tracker import auth, tenants
+from tracker.aggregates import ReceivedEvent
 from tracker.auth import Principal
 from tracker.models import TenantCreate, TenantCreated, TenantOut, TenantPatch
 from tracker.records import RateLimitRecord
@@ -16,6 +17,29 @@ TENANT = "ten_unit000000000001"
 OTHER_TENANT = "ten_unit000000000002"
 RECEIVED = datetime(2025, 10, 10, 12, 0, 0, tzinfo=UTC)
 """The server's clock when the events of a test arrive."""
+
+
+def received_event(
+    tenant: str,
+    *,
+    user: str = "u1",
+    action: str = "login",
+    occurred: str = "2025-06-15T04:47:00Z",
+    received: str = "2025-06-15T05:00:00.000Z",
+    event_id: str = "e1",
+    metadata: dict[str, Any] | None = None,
+    violations: tuple[str, ...] = (),
+) -> ReceivedEvent:
+    """An event as the rollup reads it from the ``by_received_v2`` index."""
+    return ReceivedEvent(
+        received_key=f"{received}#{tenant}#{event_id}",
+        tenant_id=tenant,
+        user_id=user,
+        action=action,
+        occurred_at=datetime.fromisoformat(occurred.replace("Z", "+00:00")),
+        metadata=metadata,
+        violations=violations,
+    )
 
 
 def raw_event(**fields: Any) -> dict[str, Any]:

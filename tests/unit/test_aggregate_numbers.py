@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.support import received_event
 from tracker.adapters.aggregates_table import aggregate_from_item, aggregate_to_item
+from tracker.adapters.received_events import received_event_from_item
 from tracker.aggregates import (
     EXACT,
     MAX_FIELDS_PER_PART,
@@ -45,17 +47,10 @@ def event(
     metadata: dict[str, object] | None = None,
     violations: tuple[str, ...] = (),
     received: str = RECEIVED,
-    user: str = "u1",
     event_id: str = "e1",
 ) -> ReceivedEvent:
-    return ReceivedEvent(
-        received_key=f"{received}#{TENANT}#{event_id}",
-        tenant_id=TENANT,
-        user_id=user,
-        action=action,
-        occurred_at=datetime(2025, 6, 15, 4, 47, tzinfo=UTC),
-        metadata=metadata,
-        violations=violations,
+    return received_event(
+        TENANT, action=action, received=received, event_id=event_id, metadata=metadata, violations=violations
     )
 
 
@@ -272,3 +267,29 @@ def test_property_number_takes_json_numbers_in_the_range_of_doubles() -> None:
     assert property_number(True) is None
     assert property_number(10**308) == 10**308
     assert property_number(2 * 10**308) is None
+
+
+def test_the_index_item_is_read_with_exact_metadata_and_the_kinds_of_its_violations() -> None:
+    # Given an event as ingest stores it in flag mode, with a float, a large integer and a nested value
+    item = {
+        "received_key": {"S": f"{RECEIVED}#{TENANT}#e1"},
+        "tenant_id": {"S": TENANT},
+        "user_id": {"S": "u1"},
+        "action": {"S": "purchase"},
+        "occurred_at": {"S": "2025-06-15T04:47:00.000Z"},
+        "metadata": {"S": '{"amount":0.1,"big":123456789012345678901234567890,"nested":{"x":1.5}}'},
+        "violations": {"L": [{"M": {"kind": {"S": "type_mismatch"}, "field": {"S": "metadata.qty"}}}]},
+    }
+    # When the rollup reads it from the index
+    event = received_event_from_item(item)
+    # Then floats are the exact decimals of their text, integers stay integers, violations are their kinds
+    assert event.metadata == {
+        "amount": Decimal("0.1"),
+        "big": 123456789012345678901234567890,
+        "nested": {"x": Decimal("1.5")},
+    }
+    assert event.violations == ("type_mismatch",)
+    # And metadata that is not a JSON object, or no JSON at all, is no metadata
+    assert received_event_from_item({**item, "metadata": {"S": "[1]"}}).metadata is None
+    assert received_event_from_item({**item, "metadata": {"S": "1" * 5_000}}).metadata is None
+    assert received_event_from_item({key: v for key, v in item.items() if key != "metadata"}).metadata is None

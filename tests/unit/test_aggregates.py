@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.support import received_event
 from tracker.aggregates import (
     MAX_FIELDS_PER_PART,
     Buckets,
@@ -44,13 +45,7 @@ def event(
     event_id: str = "e1",
     tenant: str = TENANT,
 ) -> ReceivedEvent:
-    return ReceivedEvent(
-        received_key=f"{received}#{tenant}#{event_id}",
-        tenant_id=tenant,
-        user_id=user,
-        action=action,
-        occurred_at=datetime.fromisoformat(occurred.replace("Z", "+00:00")),
-    )
+    return received_event(tenant, user=user, action=action, occurred=occurred, received=received, event_id=event_id)
 
 
 # ---------------------------------------------------------------- keys and buckets

@@ -29,11 +29,15 @@ RECEIVED_INDEX = "by_received_v2"
 
 
 def _metadata(item: Item) -> dict[str, Any] | None:
-    """The stored metadata JSON, floats as the exact ``Decimal`` of their text."""
+    """The stored metadata JSON, floats as the exact ``Decimal`` of their text. Text that does not
+    parse (ingest never stores such) counts as no metadata rather than halting every tenant's rollup."""
     attribute = item.get("metadata")
     if attribute is None:
         return None
-    value = json.loads(attribute["S"], parse_float=Decimal)
+    try:
+        value = json.loads(attribute["S"], parse_float=Decimal)
+    except ValueError:
+        return None
     return value if isinstance(value, dict) else None
 
 
