@@ -2,7 +2,8 @@
 
 Random tenants (2-4, each in a time zone of its own choosing), users drawn from one small pool (so the
 same user id, and the same event ids, exist in several tenants) and events are ingested in-process
-through the real ingest handler, counted by the real rollup on moto, then read back through the query
+through the real ingest handler (each tenant's catalog giving the same action names other points, and a
+number property), counted by the real rollup on moto, then read back through the query
 and stats handlers and the statistics functions. Every answer is compared with a brute force over
 the events that tenant sent: nothing more, nothing less, nothing of another tenant.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -29,6 +31,8 @@ from local_stack.aws import create_tables
 from local_stack.template import Template
 from tracker import stats
 from tracker.adapters.aggregates_table import rollup_aggregates, stats_aggregates
+from tracker.adapters.catalog_table import catalog_reader
+from tracker.interfaces import StatsStore
 from tracker.local_calendar import local_date, local_hour_start
 from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import get_settings
@@ -71,6 +75,25 @@ def function_environment(template: Template, logical_id: str) -> Iterator[None]:
             get_settings.cache_clear()
 
 
+def points_of(tenant: str, action: str) -> int:
+    """Each tenant's catalog gives the same action names other points (``view`` none)."""
+    return {"login": 1, "buy": 10, "view": 0}[action] * (TENANT_IDS.index(tenant) + 1)
+
+
+def metadata_of(tenant: str) -> dict[str, Any]:
+    """Every event carries its tenant, and a number (``n``, declared on ``buy``) of its own."""
+    return {"tenant": tenant, "n": TENANT_IDS.index(tenant) + 0.5}
+
+
+def create_catalog(functions: Functions, tenant: str, zone: ZoneInfo) -> None:
+    for action in ACTIONS:
+        body = {"name": action, "points": points_of(tenant, action)}
+        if action == "buy":
+            body["properties"] = {"n": {"type": "number"}}
+        answer = functions.http(api_event("POST", "/v1/event-types", authorizer=context_of(tenant, zone), body=body))
+        assert answer.status == 201, answer.body
+
+
 def context_of(tenant: str, zone: ZoneInfo) -> dict[str, Any]:
     return {**tenant_context(tenant), "timezone": zone.key}
 
@@ -84,7 +107,7 @@ def ingest(functions: Functions, tenant: str, zone: ZoneInfo, drawn: list[Any], 
             "user_id": user,
             "action": action,
             "occurred_at": format_utc(anchor - timedelta(minutes=minutes_ago)),
-            "metadata": {"tenant": tenant},
+            "metadata": metadata_of(tenant),
         }
         for index, (user, action, minutes_ago) in enumerate(drawn)
     ]
@@ -99,7 +122,12 @@ def ingest(functions: Functions, tenant: str, zone: ZoneInfo, drawn: list[Any], 
 def rollup(template: Template, zones: dict[str, ZoneInfo], now: datetime) -> RollupReport:
     with function_environment(template, "RollupFunction"):
         return run_rollup(
-            rollup_aggregates(), zones.__getitem__, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=1)
+            rollup_aggregates(),
+            zones.__getitem__,
+            now=now,
+            settle=timedelta(0),
+            initial_lookback=timedelta(hours=1),
+            catalog=catalog_reader(),
         )
 
 
@@ -133,7 +161,7 @@ def check_events(functions: Functions, tenant: str, zone: ZoneInfo, own: list[Se
             assert status == 200, body
             for item in body["items"]:
                 assert item["user_id"] == user
-                assert item["metadata"] == {"tenant": tenant}, (tenant, item)
+                assert item["metadata"] == metadata_of(tenant), (tenant, item)
                 found.append((item["occurred_at"], item["event_id"], item["action"]))
             if cursor is None and body["next_cursor"]:
                 cursors[user] = body["next_cursor"]
@@ -206,6 +234,32 @@ def check_tenant_statistics(clock: stats.TenantClock, own: list[Sent]) -> None:
     for row in per_action.items:
         events = per_day_action[(row.date, "login")]
         assert (row.count, row.users) == (len(events), len({e.user for e in events})), row
+    check_tenant_points_and_property(store, clock, own, days)
+
+
+def check_tenant_points_and_property(
+    store: StatsStore, clock: stats.TenantClock, own: list[Sent], days: list[date]
+) -> None:
+    """Points by the tenant's own catalog and the tenant's own numbers, though every tenant has the
+    same users, actions and property name."""
+    tenant = clock.tenant_id
+    for user in USERS:
+        mine = [e for e in own if e.user == user]
+        points = stats.user_points(store, clock, user, None, None)
+        assert points.total == sum(points_of(tenant, e.action) for e in mine), (tenant, user)
+        assert {a: p.count for a, p in points.by_action.items()} == dict(Counter(e.action for e in mine))
+    top = stats.top_users(store, clock, TOP_HOURS, 100, "points")
+    end = local_hour_start(clock.now, clock.zone) + HOUR
+    earned: Counter[str] = Counter()
+    for e in own:
+        if end - TOP_HOURS * HOUR <= e.occurred_at < end:
+            earned[e.user] += points_of(tenant, e.action)
+    ranked = sorted(((u, p) for u, p in earned.items() if p), key=lambda entry: (-entry[1], entry[0]))
+    assert [(item.user_id, item.points) for item in top.items] == ranked, tenant  # type: ignore[union-attr]
+    bought = Counter(local_date(e.occurred_at, clock.zone) for e in own if e.action == "buy")
+    value = Decimal(str(metadata_of(tenant)["n"]))
+    for day in stats.property_daily(store, clock, days, "buy", "n").items:
+        assert (day.count, day.sum) == (bought[day.date], value * bought[day.date]), (tenant, day)
 
 
 @settings(
@@ -228,6 +282,7 @@ def test_each_tenant_reads_exactly_its_own_events_and_counts(
         zones = {TENANT_IDS[index]: ZoneInfo(zone) for index, (zone, _) in enumerate(drawn_tenants)}
         sent: list[Sent] = []
         for (tenant, zone), (_, drawn) in zip(zones.items(), drawn_tenants, strict=True):
+            create_catalog(functions, tenant, zone)
             sent += ingest(functions, tenant, zone, drawn, anchor)
         # When the rollup counts them
         now = utc_now() + timedelta(milliseconds=1)
