@@ -228,7 +228,7 @@ def property_number(value: Any) -> Number | None:
 
 @dataclass(frozen=True)
 class ReceivedEvent:
-    """What the rollup reads of an event: the ``by_received`` index projection."""
+    """What the rollup reads of an event: the ``by_received_v2`` index projection."""
 
     received_key: str
     tenant_id: str
