@@ -172,7 +172,7 @@ def scenario(
         created = create_tenants(setup_tenants, TENANTS.values(), clock.t0 - HISTORY - timedelta(days=1))
         assert created == TENANT_IDS, created
         if catalog:
-            _create_catalogs(setup_client, moto.tables["CatalogTable"], clock.t0 - HISTORY - timedelta(days=1))
+            _create_catalogs(moto.client, moto.tables["CatalogTable"], clock.t0 - HISTORY - timedelta(days=1))
         if direct_setup:
             write_events(moto.direct, events_table, old)
         else:

@@ -100,7 +100,7 @@ def moto_transactions_copy_each_table_once() -> Iterator[None]:
 
 
 class InMemoryAggregateStore:
-    """The Aggregates table and the ``by_received`` index in memory: what the DynamoDB stores do."""
+    """The Aggregates table and the ``by_received_v2`` index in memory: what the DynamoDB stores do."""
 
     def __init__(self) -> None:
         self.events: list[ReceivedEvent] = []

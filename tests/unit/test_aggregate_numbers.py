@@ -30,6 +30,7 @@ from tracker.aggregates import (
     buckets,
     day_users_value,
     lifetime_key,
+    logical_key,
     merge,
     part_key,
     property_number,
@@ -293,3 +294,10 @@ def test_the_index_item_is_read_with_exact_metadata_and_the_kinds_of_its_violati
     assert received_event_from_item({**item, "metadata": {"S": "[1]"}}).metadata is None
     assert received_event_from_item({**item, "metadata": {"S": "1" * 5_000}}).metadata is None
     assert received_event_from_item({key: v for key, v in item.items() if key != "metadata"}).metadata is None
+
+
+def test_parts_are_put_together_in_every_partition_but_the_top_users_twins() -> None:
+    assert logical_key((f"{TENANT}#A", "2025-06-15#purchase~2")) == (f"{TENANT}#A", "2025-06-15#purchase")
+    assert logical_key((f"{TENANT}#U#a#b~c", "P~1")) == (f"{TENANT}#U#a#b~c", "P")
+    assert logical_key((f"{TENANT}#DU#2025-06-15", "user~1")) == (f"{TENANT}#DU#2025-06-15", "user~1")
+    assert logical_key(("ROLLUP", "PROGRESS")) == ("ROLLUP", "PROGRESS")

@@ -59,7 +59,7 @@ def received(
     tenant: str = TENANT,
     event_id: str | None = None,
 ) -> ReceivedEvent:
-    """An event as ingest leaves it in the ``by_received`` index."""
+    """An event as ingest leaves it in the ``by_received_v2`` index."""
     event_id = event_id or f"e{len(store.events):05d}"
     event = ReceivedEvent(
         received_key=f"{format_utc(at)}#{tenant}#{event_id}",

@@ -128,7 +128,7 @@ def logical_key(key: AggregateKey) -> AggregateKey:
     """The key of the value a part belongs to. Top-users twins are never split (their sort key is a
     user id, which may hold ``~``); no other sort key holds ``~`` but a part's."""
     partition, sort_key = key
-    if partition.split("#", 2)[1] == "DU":
+    if partition.split("#", 2)[1:2] == ["DU"]:
         return key
     return (partition, sort_key.split(PART_SEPARATOR, 1)[0])
 
@@ -228,7 +228,7 @@ def property_number(value: Any) -> Number | None:
 
 @dataclass(frozen=True)
 class ReceivedEvent:
-    """What the rollup reads of an event: the ``by_received`` index projection."""
+    """What the rollup reads of an event: the ``by_received_v2`` index projection."""
 
     received_key: str
     tenant_id: str

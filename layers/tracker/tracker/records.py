@@ -4,7 +4,7 @@ Events table
     ``pk = {tenant}#{event_id}``: one item per event, so a conditional put makes ingest idempotent.
     GSI ``by_user_time``: ``user_key = {tenant}#{user_id}``, ``occurred_key = {occurred_at}#{event_id}``:
     a user's events are one key range ordered by time.
-    GSI ``by_received``: ``received_part = {received hour}#{shard}``,
+    GSI ``by_received_v2``: ``received_part = {received hour}#{shard}``,
     ``received_key = {received_at}#{tenant}#{event_id}``:
     what arrived in a period, sharded so that one hot hour spreads over ``RECEIVED_SHARDS`` partitions.
 Tenants table (``pk``, ``sk``)

@@ -215,7 +215,7 @@ def _journal_prefix(token: int) -> str:
 
 
 class DynamoRollupAggregates(_Table):
-    """The rollup's store: the ``by_received`` index of the Events table and the Aggregates table."""
+    """The rollup's store: the ``by_received_v2`` index of the Events table and the Aggregates table."""
 
     def __init__(self, client: DynamoDBClient, table: str, received: ReceivedEventsIndex) -> None:
         super().__init__(client, table)
