@@ -262,6 +262,7 @@ def test_an_unknown_action_or_property_gives_zeros() -> None:
         assert [(i.count, i.sum, i.avg) for i in answer.items] == [(0, 0, None), (0, 0, None)]
 
 
+@settings(deadline=None)  # no timing in a test: a loaded machine must not fail it
 @given(
     st.lists(
         st.decimals(allow_nan=False, allow_infinity=False, places=3, max_value=10**12, min_value=-(10**12)), min_size=1
@@ -318,6 +319,7 @@ def test_violations_list_non_zero_counts_by_date_action_kind() -> None:
 # ---------------------------------------------------------------- exact JSON
 
 
+@settings(deadline=None)  # no timing in a test: a loaded machine must not fail it
 @given(st.decimals(allow_nan=False, allow_infinity=False))
 def test_a_decimal_is_written_as_a_json_number_with_every_digit(value: Decimal) -> None:
     text = exact_dumps({"v": value, "d": [date(2025, 10, 6), None, 1, 0.5, "é"]})
