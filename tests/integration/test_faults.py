@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import botocore.endpoint
 import pytest
 
+from local_stack.emulator import moto_skips_answered_requests
 from local_stack.template import Template
 from tests.rollup_fakes import LEASE, Crash, FaultyStore, moto_transactions_copy_each_table_once
 from tracker.adapters import dynamodb as tracker_dynamodb
@@ -52,7 +53,6 @@ from .faults import (
     THROTTLING,
     Injector,
     Killed,
-    moto_skips_injected_requests,
 )
 from .support import Functions, api_event, assert_error_shape, tenant_context
 
@@ -108,13 +108,11 @@ def _ledger(request: pytest.FixtureRequest) -> Iterator[list[Injector]]:
 
 
 @pytest.fixture
-def faults(
-    client: Any, retry_sleeps: list[float], monkeypatch: pytest.MonkeyPatch, _ledger: list[Injector]
-) -> Iterator[Injector]:
-    moto_skips_injected_requests(monkeypatch)
+def faults(client: Any, retry_sleeps: list[float], _ledger: list[Injector]) -> Iterator[Injector]:
     injector = Injector(client)
     _ledger.append(injector)
-    yield injector
+    with moto_skips_answered_requests():
+        yield injector
     injector.clear()
 
 
