@@ -10,24 +10,23 @@ and so are ``tracker.adapters.dynamodb.batch_write``'s: no test waits out a real
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 from zoneinfo import ZoneInfo
 
 import botocore.endpoint
 import pytest
 
 from local_stack.emulator import moto_skips_answered_requests
+from local_stack.lambdas import LambdaContext
 from local_stack.template import Template
-from tests.rollup_fakes import LEASE, Crash, FaultyStore, moto_transactions_copy_each_table_once
+from tests.rollup_fakes import LEASE, Crash, FaultyStore
+from tests.support import function_environment
 from tracker.adapters import dynamodb as tracker_dynamodb
 from tracker.adapters.aggregates_table import DynamoRollupAggregates, rollup_aggregates
 from tracker.adapters.dynamodb import (
@@ -67,12 +66,6 @@ MAX_BACKOFF_SECONDS = 20.0
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_moto_transactions() -> Iterator[None]:
-    with moto_transactions_copy_each_table_once():
-        yield
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -192,25 +185,15 @@ def results_by_status(answer: support.HttpAnswer) -> dict[str, list[dict[str, An
     return grouped
 
 
-@contextmanager
-def function_environment(template: Template, logical_id: str) -> Iterator[Settings]:
-    """The settings a function reads from the environment the template gives it."""
-    with mock.patch.dict(os.environ, template.functions[logical_id].environment):
-        get_settings.cache_clear()
-        try:
-            yield get_settings()
-        finally:
-            get_settings.cache_clear()
-
-
 def ingest_settings(template: Template) -> Settings:
-    with function_environment(template, "IngestFunction") as settings:
-        return settings
+    """The settings the ingest function reads from the environment the template gives it."""
+    with function_environment(template.functions["IngestFunction"]):
+        return get_settings()
 
 
 def rollup_store(template: Template) -> DynamoRollupAggregates:
     """The rollup function's store: the template's tables, the functions' client."""
-    with function_environment(template, "RollupFunction"):
+    with function_environment(template.functions["RollupFunction"]):
         return rollup_aggregates()
 
 
@@ -546,7 +529,7 @@ def test_a_batch_out_of_time_rejects_what_it_did_not_write_and_the_resend_is_cou
     settings = ingest_settings(template)
     deadline = Deadline(settings.ingest_deadline_margin_ms, writes=5)
     faults.after_success("PutItem", deadline.wrote)
-    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _self: deadline.remaining_ms())
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda _self: deadline.remaining_ms())
     events = [new_event(i, user=f"user-{i % 4}", action=ACTIONS[i % 3]) for i in range(40)]
     # When a batch of 40 is posted
     answer = functions.http(post_batch(events))
