@@ -11,6 +11,7 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,7 +20,8 @@ from urllib.parse import quote
 from local_stack.template import Template
 from tests.support import function_environment, lambda_context
 from tracker.adapters.events_table import DynamoEventStore
-from tracker.adapters.tenants_table import DynamoTenantStore
+from tracker.adapters.tenants_table import DynamoErasureStore, DynamoTenantStore
+from tracker.records import ErasureRecord
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO / "events"
@@ -114,6 +116,23 @@ def tenant_store(template: Template, client: Any) -> DynamoTenantStore:
     return DynamoTenantStore(client, template.functions["TenantsFunction"].environment["TENANTS_TABLE"])
 
 
+def create_pending_erasure(
+    template: Template, client: Any, tenant_id: str, erasure_id: str, user_id: str, now: datetime
+) -> None:
+    """An erasure record as ``DELETE /v1/users/{user_id}`` writes it, before its worker runs."""
+    store = DynamoErasureStore(client, template.functions["ErasureFunction"].environment["TENANTS_TABLE"])
+    record = ErasureRecord(
+        tenant_id=tenant_id,
+        erasure_id=erasure_id,
+        user_id=user_id,
+        status="pending",
+        deleted_events=0,
+        created_at=now,
+        updated_at=now,
+    )
+    store.create_erasure(record)
+
+
 def tenant_context(tenant_id: str, key_id: str = "key_test00000000001") -> dict[str, Any]:
     return {"tenant_id": tenant_id, "role": "tenant", "key_id": key_id, "timezone": "UTC", "principalId": key_id}
 
@@ -170,6 +189,44 @@ def api_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def admin_call(
+    functions: Functions,
+    method: str,
+    resource: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    **path_parameters: str,
+) -> HttpAnswer:
+    """An admin's request (the authorizer's admin context) to the function of ``resource``."""
+    event = api_event(
+        method,
+        resource,
+        authorizer=admin_context(),
+        path_parameters=path_parameters or None,
+        query=query,
+        body=body,
+        raw_body=raw_body,
+    )
+    return functions.http(event)
+
+
+def create_tenant(functions: Functions, name: str = "Shop A", **fields: Any) -> dict[str, Any]:
+    """A tenant made through the tenants function: its id, first key id and API key."""
+    answer = admin_call(functions, "POST", "/v1/tenants", body={"name": name, **fields})
+    assert answer.status == 201, answer.body
+    return dict(answer.body)
+
+
+def patch_tenant(functions: Functions, tenant_id: str, body: Any) -> HttpAnswer:
+    return admin_call(functions, "PATCH", "/v1/tenants/{tenant_id}", tenant_id=tenant_id, body=body)
+
+
+def revoke_key(functions: Functions, tenant_id: str, key_id: str) -> HttpAnswer:
+    return admin_call(functions, "DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", tenant_id=tenant_id, key_id=key_id)
 
 
 def authorizer_event(api_key: str | None, method: str = "POST", path: str = "/v1/events") -> dict[str, Any]:

@@ -36,9 +36,7 @@ from tracker.adapters.dynamodb import (
     batch_write,
     dynamodb_client,
 )
-from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.interfaces import RollupStore, TemporarilyUnavailable
-from tracker.records import ErasureRecord
 from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import Settings, get_settings
 from tracker.timefmt import format_utc, parse_utc, utc_now
@@ -53,7 +51,7 @@ from .faults import (
     Injector,
     Killed,
 )
-from .support import Functions, api_event, assert_error_shape, tenant_context
+from .support import Functions, api_event, assert_error_shape, create_pending_erasure, tenant_context
 
 TENANT = "ten_faults0000000001"
 ACTIONS = ("login", "view", "edit")
@@ -432,18 +430,7 @@ def _user_to_erase(functions: Functions, dynamodb: Any, template: Template) -> t
     assert answer.body["accepted"] == 32, answer.body
     erasure_id = "era_faults00000000001"
     now = utc_now()
-    tenants_table = template.functions["EraseWorkerFunction"].environment["TENANTS_TABLE"]
-    DynamoErasureStore(dynamodb, tenants_table).create_erasure(
-        ErasureRecord(
-            tenant_id=TENANT,
-            erasure_id=erasure_id,
-            user_id="gone",
-            status="pending",
-            deleted_events=0,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    create_pending_erasure(template, dynamodb, TENANT, erasure_id, "gone", now)
     return erasure_id, ids(gone), ids(kept)
 
 
