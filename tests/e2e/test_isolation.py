@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -335,45 +335,27 @@ def with_tenant_hint(path: str, a_id: str) -> str:
     return f"{path}{'&' if '?' in path else '?'}{urlencode({'tenant_id': a_id, 'tenant': a_id})}"
 
 
-def hinted_attack(
-    w: World,
-    method: str,
-    path: str,
-    expect: int,
-    check: Check | None = None,
-    body: Any = None,
-    phase: str = "read",
-) -> Attack:
-    """B's key, with A's tenant id in the query and in a header, as a handler reading it from the request would."""
-    hint = with_tenant_hint(path, w.a_id)
-    return Attack(
-        "B key, A tenant id in query/header",
-        method,
-        hint,
-        w.b_key,
-        expect,
-        body,
-        {TENANT_HINT_HEADER: w.a_id},
-        check,
-        phase,
+def with_hint(w: World, attack: Attack) -> Attack:
+    """The same request with A's tenant id in the query and in a header, as a handler reading it from
+    the request would."""
+    return replace(
+        attack,
+        kind="B key, A tenant id in query/header",
+        path=with_tenant_hint(attack.path, w.a_id),
+        headers={**(attack.headers or {}), TENANT_HINT_HEADER: w.a_id},
     )
 
 
-def plain_and_hinted(
-    w: World,
-    kind: str,
-    method: str,
-    path: str,
-    expect: int,
-    check: Check | None = None,
-    body: Any = None,
-    phase: str = "read",
-) -> list[Attack]:
-    """B's key on A's ids, then the same request with A's tenant id in the query and a header: one answer."""
-    return [
-        Attack(kind, method, path, w.b_key, expect, body, None, check, phase),
-        hinted_attack(w, method, path, expect, check, body, phase),
-    ]
+def hinted_attack(
+    w: World, method: str, path: str, expect: int, check: Check | None = None, body: Any = None
+) -> Attack:
+    """B's key on ``path`` with A's tenant id in the query and in a header."""
+    return with_hint(w, Attack("", method, path, w.b_key, expect, body, check=check))
+
+
+def plain_and_hinted(w: World, attack: Attack) -> list[Attack]:
+    """B's attack on A's ids, then the same with A's tenant id in the query and a header: one answer."""
+    return [attack, with_hint(w, attack)]
 
 
 def resigned_cursor(world: World) -> str:
@@ -402,13 +384,13 @@ def user_events_attacks(w: World) -> list[Attack]:
 
 def activity_attacks(w: World) -> list[Attack]:
     path = w.stats_paths()["activity"]
-    return plain_and_hinted(w, "B key, A user id", "GET", path, 200, expect_zero_activity)
+    return plain_and_hinted(w, Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_zero_activity))
 
 
 def stats_attacks(name: str, check: Check) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = w.stats_paths()[name]
-        return plain_and_hinted(w, "B key, A action/user ids", "GET", path, 200, check)
+        return plain_and_hinted(w, Attack("B key, A action/user ids", "GET", path, w.b_key, 200, check=check))
 
     return attacks
 
@@ -423,7 +405,10 @@ def frequency_attacks(w: World) -> list[Attack]:
 
 def erase_user_attacks(w: World) -> list[Attack]:
     # B erasing "victim" erases B's victim (nobody), never A's: checked after the attacks.
-    return plain_and_hinted(w, "B key, A user id", "DELETE", f"/v1/users/{VICTIM}", 202, expect_pending, phase="erase")
+    path = f"/v1/users/{VICTIM}"
+    return plain_and_hinted(
+        w, Attack("B key, A user id", "DELETE", path, w.b_key, 202, check=expect_pending, phase="erase")
+    )
 
 
 def erasure_attacks(w: World) -> list[Attack]:
@@ -432,7 +417,7 @@ def erasure_attacks(w: World) -> list[Attack]:
 
 def foreign_id_attacks(kind: str, path: str, w: World) -> list[Attack]:
     """B's key on a resource of A's by its id: 404, as if there were none."""
-    return plain_and_hinted(w, kind, "GET", path, 404)
+    return plain_and_hinted(w, Attack(kind, "GET", path, w.b_key, 404))
 
 
 def post_event_attacks(w: World) -> list[Attack]:
@@ -589,7 +574,7 @@ def event_type_attacks(method: str) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = f"/v1/event-types/{A_TYPE}"
         body = {"points": 0, "description": "taken over"} if method == "PATCH" else None
-        return plain_and_hinted(w, "B key, A type name", method, path, 404, body=body)
+        return plain_and_hinted(w, Attack("B key, A type name", method, path, w.b_key, 404, body=body))
 
     return attacks
 
@@ -616,9 +601,9 @@ def profile_attacks(method: str) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = f"/v1/users/{VICTIM}/profile"
         return [
-            Attack("B key, A user id", method, path, w.b_key, status, body=body, check=check, phase=phase),
+            plain := Attack("B key, A user id", method, path, w.b_key, status, body=body, check=check, phase=phase),
             # A second PUT replaces B's own profile made by the first
-            hinted_attack(w, method, path, 200 if method == "PUT" else status, check, body, phase),
+            replace(with_hint(w, plain), expect=200 if method == "PUT" else status),
         ]
 
     return attacks
