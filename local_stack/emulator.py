@@ -1,7 +1,8 @@
 """The embedded moto server, made safe for concurrent clients and fast on big tables.
 
-Every patch of moto the local stack makes is in this module, written for one moto version
-(``MOTO_VERSION``, checked at import: a new moto must be re-read before it is trusted).
+Every patch of moto is in this module, the local stack's and the tests' (moto in-process, ``mock_aws``),
+written for one moto version (``MOTO_VERSION``, checked at import: a new moto must be re-read before it
+is trusted).
 
 **How the emulator is serialised.** moto's backends are plain dicts and lists mutated without locks,
 and its threaded server runs each request in its own thread: a TransactWriteItems copying a table while
@@ -20,18 +21,27 @@ the partition; ``_query`` hands moto the partition's items only (moto still filt
 as before): on the base table, its dict; on a global secondary index, an index of the items by the
 index's hash key, rebuilt after any DynamoDB write (the emulator is serialised, so a count of write
 requests tells whether it is stale).
+
+**For moto in-process (the integration tests).** ``transactions_without_table_copies`` applies the
+TransactWriteItems patch while a block runs (not the Query one: its index is kept fresh by counting the
+server's requests, which ``mock_aws`` has none of). ``moto_skips_answered_requests`` makes moto's
+in-process stubber pass over a request a test's botocore hook has answered (marked by ``mark_answered``):
+botocore emits ``before-send`` to every handler and only then takes the first answer, so moto would
+otherwise apply a request the hook said was throttled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import moto
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import __name__ as _backend_module_name
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -44,7 +54,7 @@ MOTO_VERSION = "5.2.5"
 if moto.__version__ != MOTO_VERSION:  # pragma: no cover - fails at once on a moto upgrade
     raise ImportError(
         f"local_stack.emulator patches moto {MOTO_VERSION}'s internals; moto {moto.__version__} is installed: "
-        "re-read moto's transact_write_items and Table.query and update this module"
+        "re-read moto's transact_write_items, Table.query and BotocoreStubber and update this module"
     )
 
 LISTEN_BACKLOG = 1024
@@ -141,6 +151,42 @@ def patch_moto() -> None:
     Table.query = _query  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
     _patched = True
+
+
+@contextlib.contextmanager
+def transactions_without_table_copies() -> Iterator[None]:
+    """The TransactWriteItems patch while the block runs, for moto in-process (``mock_aws``)."""
+    saved = (_backend_module.copy, DynamoDBBackend.transact_write_items)
+    _backend_module.copy = _NoTableCopy()
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        _backend_module.copy, DynamoDBBackend.transact_write_items = saved  # type: ignore[method-assign]
+
+
+_ANSWERED = "answered_before_moto"
+
+
+def mark_answered(request: Any) -> Any:
+    """Marks a request a botocore hook answers itself: moto in-process must not apply it."""
+    setattr(request, _ANSWERED, True)
+    return request
+
+
+@contextlib.contextmanager
+def moto_skips_answered_requests() -> Iterator[None]:
+    """While the block runs, moto in-process answers only the requests no hook answered."""
+    original = BotocoreStubber.__call__
+
+    def call(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        return None if getattr(request, _ANSWERED, False) else original(self, event_name, request, **kwargs)
+
+    BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BotocoreStubber.__call__ = original  # type: ignore[method-assign]
 
 
 _Snapshot = tuple[Table, DynamoType, DynamoType | None, Any]

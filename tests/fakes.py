@@ -11,13 +11,16 @@ They mirror what ``tracker.adapters.dynamodb`` does with DynamoDB, without a net
   limit is overridden (what ``tracker.adapters.usage_plans`` does with API Gateway).
 
 Records are copied in and out, as a round trip through a real store would.
+
+``brute_force_user_events`` is the answer a user's events query must give, with no store and no key.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
 from typing import Any
 
 from tracker.interfaces import (
@@ -275,3 +278,29 @@ class InMemoryEventTypeStore:
             if self.page_budget is not None and read >= self.page_budget and read < len(in_range):
                 return matches, record.name
         return matches, None
+
+
+def brute_force_user_events(
+    records: Iterable[EventRecord],
+    tenant_id: str,
+    user_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    action: str | None,
+    descending: bool,
+) -> list[str]:
+    """The ids of the user's events in ``[start, end)`` (of ``action``), by time then id, each once."""
+    wanted = sorted(
+        (
+            record
+            for record in records
+            if record.tenant_id == tenant_id
+            and record.user_id == user_id
+            and (start is None or record.occurred_at >= start)
+            and (end is None or record.occurred_at < end)
+            and (action is None or record.action == action)
+        ),
+        key=lambda record: (record.occurred_at, record.event_id),
+        reverse=descending,
+    )
+    return [record.event_id for record in wanted]

@@ -17,13 +17,13 @@ the brute-force reference every statistic is compared with, and the checks that 
   each answer with the brute force at that answer's own ``as_of``; ``check_catalog_statistics``
   does the same for points, numeric properties and violations, read from the aggregates' accessors.
 - ``moto_transactions_copy_each_table_once`` keeps moto's TransactWriteItems from copying a whole
-  table once per item (the integration suites would take minutes).
+  table once per item (the integration suites would take minutes): ``local_stack.emulator``'s patch,
+  where every patch of moto is (this name stays for the suites that import it from here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import math
 from collections import Counter, defaultdict
@@ -34,9 +34,9 @@ from decimal import Context, Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import strategies as st
 
+from local_stack.emulator import transactions_without_table_copies
 from tracker import stats
 from tracker.aggregates import (
     AggregateKey,
@@ -52,49 +52,8 @@ from tracker.rollup import RollupReport, run_rollup
 from tracker.stats import TenantClock
 from tracker.timefmt import format_utc, parse_utc
 
-# ---------------------------------------------------------------- moto, made fast enough
-
-
-class _CopyEachTableOncePerTransaction:
-    """Stands in for the ``copy`` module inside ``moto.dynamodb.models``: during a TransactWriteItems,
-    a table is deep-copied once, not once per item of the transaction."""
-
-    def __init__(self) -> None:
-        self.copies: dict[int, tuple[Any, Any]] | None = None
-
-    def deepcopy(self, value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.table import Table
-
-        if self.copies is None or not isinstance(value, Table):
-            return copy.deepcopy(value, memo)
-        if id(value) not in self.copies:
-            self.copies[id(value)] = (value, copy.deepcopy(value))
-        return self.copies[id(value)][1]
-
-
-@contextlib.contextmanager
-def moto_transactions_copy_each_table_once() -> Iterator[None]:
-    """moto backs a table up before a TransactWriteItems with one deepcopy of the whole table *per
-    item* of the transaction: 100 copies for a full rollup commit, which makes a few hundred events
-    take minutes. One copy per table and transaction is the same backup (taken before any write,
-    restored on a cancellation), so what moto checks and does is unchanged; only the time is."""
-    from moto.dynamodb import models
-
-    shim = _CopyEachTableOncePerTransaction()
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        shim.copies = {}
-        try:
-            original(self, transact_items)
-        finally:
-            shim.copies = None
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models, "copy", shim)
-        patch.setattr(models.DynamoDBBackend, "transact_write_items", transact_write_items)
-        yield
-
+moto_transactions_copy_each_table_once = transactions_without_table_copies
+"""The suites' name for ``local_stack.emulator``'s TransactWriteItems patch (no table copied at all)."""
 
 # ---------------------------------------------------------------- the in-memory store
 

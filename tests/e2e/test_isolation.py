@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -372,6 +372,29 @@ def with_tenant_hint(path: str, a_id: str) -> str:
     return f"{path}{'&' if '?' in path else '?'}{urlencode({'tenant_id': a_id, 'tenant': a_id})}"
 
 
+def with_hint(w: World, attack: Attack) -> Attack:
+    """The same request with A's tenant id in the query and in a header, as a handler reading it from
+    the request would."""
+    return replace(
+        attack,
+        kind="B key, A tenant id in query/header",
+        path=with_tenant_hint(attack.path, w.a_id),
+        headers={**(attack.headers or {}), TENANT_HINT_HEADER: w.a_id},
+    )
+
+
+def hinted_attack(
+    w: World, method: str, path: str, expect: int, check: Check | None = None, body: Any = None
+) -> Attack:
+    """B's key on ``path`` with A's tenant id in the query and in a header."""
+    return with_hint(w, Attack("", method, path, w.b_key, expect, body, check=check))
+
+
+def plain_and_hinted(w: World, attack: Attack) -> list[Attack]:
+    """B's attack on A's ids, then the same with A's tenant id in the query and a header: one answer."""
+    return [attack, with_hint(w, attack)]
+
+
 def resigned_cursor(world: World) -> str:
     """A's cursor position, signed again by B for B's own query: the digest has no secret, anyone can sign."""
     encoded_position = world.a_cursor.split(".", 1)[0]
@@ -384,6 +407,7 @@ def resigned_cursor(world: World) -> str:
 
 def user_events_attacks(w: World) -> list[Attack]:
     path = f"/v1/users/{VICTIM}/events"
+    resigned = f"{path}?limit=1&cursor={resigned_cursor(w)}"
     return [
         Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_empty_events),
         Attack("B key, A user id", "GET", f"{path}?{w.a_cursor_query}", w.b_key, 200, check=expect_empty_events),
@@ -391,32 +415,19 @@ def user_events_attacks(w: World) -> list[Attack]:
         Attack("B key, A cursor", "GET", f"{path}?{w.a_cursor_query}&cursor={w.a_cursor}", w.b_key, 400),
         Attack("B key, A cursor", "GET", f"{path}?cursor={w.a_cursor}", w.b_key, 400),
         Attack("B key, A cursor", "GET", f"/v1/users/{OTHER_USER}/events?limit=1&cursor={w.a_cursor}", w.b_key, 400),
-        Attack(
-            "B key, A cursor re-signed by B",
-            "GET",
-            f"{path}?limit=1&cursor={resigned_cursor(w)}",
-            w.b_key,
-            200,
-            check=expect_empty_events,
-        ),
+        Attack("B key, A cursor re-signed by B", "GET", resigned, w.b_key, 200, check=expect_empty_events),
     ]
 
 
 def activity_attacks(w: World) -> list[Attack]:
     path = w.stats_paths()["activity"]
-    return [
-        Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_zero_activity),
-        hinted_attack(w, "GET", path, 200, expect_zero_activity),
-    ]
+    return plain_and_hinted(w, Attack("B key, A user id", "GET", path, w.b_key, 200, check=expect_zero_activity))
 
 
 def stats_attacks(name: str, check: Check) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = w.stats_paths()[name]
-        return [
-            Attack("B key, A action/user ids", "GET", path, w.b_key, 200, check=check),
-            hinted_attack(w, "GET", path, 200, check),
-        ]
+        return plain_and_hinted(w, Attack("B key, A action/user ids", "GET", path, w.b_key, 200, check=check))
 
     return attacks
 
@@ -436,34 +447,19 @@ def top_users_attacks(w: World) -> list[Attack]:
 
 
 def frequency_attacks(w: World) -> list[Attack]:
+    of_a_action = f"/v1/stats/frequency?action={A_ACTION}"
     return [
         *stats_attacks("frequency", expect_no_frequency)(w),
-        Attack(
-            "B key, A action/user ids",
-            "GET",
-            f"/v1/stats/frequency?action={A_ACTION}",
-            w.b_key,
-            200,
-            check=expect_no_frequency,
-        ),
+        Attack("B key, A action/user ids", "GET", of_a_action, w.b_key, 200, check=expect_no_frequency),
     ]
 
 
 def erase_user_attacks(w: World) -> list[Attack]:
     # B erasing "victim" erases B's victim (nobody), never A's: checked after the attacks.
-    return [
-        Attack("B key, A user id", "DELETE", f"/v1/users/{VICTIM}", w.b_key, 202, check=expect_pending, phase="erase"),
-        Attack(
-            "B key, A tenant id in query/header",
-            "DELETE",
-            with_tenant_hint(f"/v1/users/{VICTIM}", w.a_id),
-            w.b_key,
-            202,
-            headers={TENANT_HINT_HEADER: w.a_id},
-            check=expect_pending,
-            phase="erase",
-        ),
-    ]
+    path = f"/v1/users/{VICTIM}"
+    return plain_and_hinted(
+        w, Attack("B key, A user id", "DELETE", path, w.b_key, 202, check=expect_pending, phase="erase")
+    )
 
 
 def erasure_attacks(w: World) -> list[Attack]:
@@ -472,17 +468,7 @@ def erasure_attacks(w: World) -> list[Attack]:
 
 def foreign_id_attacks(kind: str, path: str, w: World) -> list[Attack]:
     """B's key on a resource of A's by its id: 404, as if there were none."""
-    return [
-        Attack(kind, "GET", path, w.b_key, 404),
-        Attack(
-            "B key, A tenant id in query/header",
-            "GET",
-            with_tenant_hint(path, w.a_id),
-            w.b_key,
-            404,
-            headers={TENANT_HINT_HEADER: w.a_id},
-        ),
-    ]
+    return plain_and_hinted(w, Attack(kind, "GET", path, w.b_key, 404))
 
 
 def post_event_attacks(w: World) -> list[Attack]:
@@ -603,16 +589,6 @@ def expect_b_own_type(body: Any) -> str | None:
     return None if body.get("name") == A_TYPE and body.get("points") == 1 else f"not B's own new type: {body}"
 
 
-def hinted_attack(
-    w: World, method: str, path: str, expect: int, check: Check | None = None, body: Any = None
-) -> Attack:
-    """B's key, with A's tenant id in the query and in a header, as a handler reading it from the request would."""
-    hint = with_tenant_hint(path, w.a_id)
-    return Attack(
-        "B key, A tenant id in query/header", method, hint, w.b_key, expect, body, {TENANT_HINT_HEADER: w.a_id}, check
-    )
-
-
 def event_types_attacks(w: World) -> list[Attack]:
     path = "/v1/event-types"
     return [
@@ -649,10 +625,7 @@ def event_type_attacks(method: str) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = f"/v1/event-types/{A_TYPE}"
         body = {"points": 0, "description": "taken over"} if method == "PATCH" else None
-        return [
-            Attack("B key, A type name", method, path, w.b_key, 404, body=body),
-            hinted_attack(w, method, path, 404, body=body),
-        ]
+        return plain_and_hinted(w, Attack("B key, A type name", method, path, w.b_key, 404, body=body))
 
     return attacks
 
@@ -679,19 +652,9 @@ def profile_attacks(method: str) -> Callable[[World], list[Attack]]:
     def attacks(w: World) -> list[Attack]:
         path = f"/v1/users/{VICTIM}/profile"
         return [
-            Attack("B key, A user id", method, path, w.b_key, status, body=body, check=check, phase=phase),
-            Attack(
-                "B key, A tenant id in query/header",
-                method,
-                with_tenant_hint(path, w.a_id),
-                w.b_key,
-                # A second PUT replaces B's own profile made by the first
-                200 if method == "PUT" else status,
-                body=body,
-                headers={TENANT_HINT_HEADER: w.a_id},
-                check=check,
-                phase=phase,
-            ),
+            plain := Attack("B key, A user id", method, path, w.b_key, status, body=body, check=check, phase=phase),
+            # A second PUT replaces B's own profile made by the first
+            replace(with_hint(w, plain), expect=200 if method == "PUT" else status),
         ]
 
     return attacks

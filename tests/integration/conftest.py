@@ -11,10 +11,12 @@ import pytest
 from moto import mock_aws
 
 from local_stack.aws import create_tables
+from local_stack.emulator import transactions_without_table_copies
 from local_stack.resources import create_resources
 from local_stack.template import Template, load_template
+from tests.support import load_function_module
 
-from .support import Functions, load_function_module
+from .support import Functions
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,14 @@ def aws_environment(template: Template) -> Iterator[None]:
         patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         for name, value in sorted(shared):
             patch.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_moto_transactions() -> Iterator[None]:
+    """moto's TransactWriteItems without a copy of every table per item (a rollup's commit of 100 items
+    would copy a table 100 times): the local stack's own patch (``local_stack.emulator``)."""
+    with transactions_without_table_copies():
         yield
 
 

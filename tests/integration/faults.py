@@ -8,8 +8,9 @@ which is where a function can be killed after its write and before its answer.
 One trap: botocore emits ``before-send`` to *every* handler and only then takes the first answer.
 Ours (registered for ``before-send.dynamodb.<Operation>``) is more specific than moto's (``before-send``)
 and runs first, so its answer wins, but moto would still run and apply the request: a "throttled"
-write would be stored all the same. ``moto_skips_injected_requests`` makes moto pass over the
-requests a hook answered (marked with ``INJECTED``), as DynamoDB would never have seen them.
+write would be stored all the same. ``local_stack.emulator.moto_skips_answered_requests`` (where every
+patch of moto is) makes moto pass over the requests a hook answered (marked with ``mark_answered``), as
+DynamoDB would never have seen them.
 
 ``Ledger`` keeps what the tests injected and what they found lost or counted twice, for the
 summary line the module prints at its end.
@@ -24,10 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
-from moto.core.botocore_stubber import BotocoreStubber
+
+from local_stack.emulator import mark_answered
 
 THROTTLING = "throttling"
 SERVER_ERROR = "5xx"
@@ -44,27 +45,6 @@ _ERROR_RESPONSES = {
     THROTTLING: (400, "ThrottlingException", "Rate exceeded"),
     SERVER_ERROR: (500, "InternalServerError", "Internal server error"),
 }
-
-
-INJECTED = "fault_injected"
-
-
-def moto_skips_injected_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto answers only the requests no hook answered."""
-    original = BotocoreStubber.__call__
-
-    def call(self: BotocoreStubber, event_name: str, request: AWSPreparedRequest, **kwargs: Any) -> Any:
-        if getattr(request, INJECTED, False):
-            return None
-        return original(self, event_name, request, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", call)
-
-
-def _answered(request: AWSPreparedRequest) -> AWSPreparedRequest:
-    """Marks a request a hook answers: moto must not apply it."""
-    setattr(request, INJECTED, True)
-    return request
 
 
 class Killed(BaseException):
@@ -90,7 +70,7 @@ def json_response(request: AWSPreparedRequest, status: int, body: dict[str, Any]
 
 def failure(kind: str, request: AWSPreparedRequest) -> AWSResponse:
     """DynamoDB's answer when it throttles or fails; a connection error is raised, as urllib3's would be."""
-    _answered(request)
+    mark_answered(request)
     if kind == CONNECTION_ERROR:
         raise EndpointConnectionError(endpoint_url=request.url)
     status, code, message = _ERROR_RESPONSES[kind]
@@ -195,7 +175,7 @@ class Injector:
                 assert not writer.batch_write_item(RequestItems=processed).get("UnprocessedItems")
             with self._lock:
                 self.injected[UNPROCESSED_ITEMS] += 1
-            return json_response(_answered(request), 200, {"UnprocessedItems": unprocessed})
+            return json_response(mark_answered(request), 200, {"UnprocessedItems": unprocessed})
 
         self._register("before-send.dynamodb.BatchWriteItem", before_send)
 

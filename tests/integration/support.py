@@ -1,71 +1,32 @@
 """The integration tests' view of the functions: loaded from ``functions/``, configured from ``template.yaml``.
 
 Each function module is imported once under a name of its own (``function_ingestfunction``) and invoked
-through its real ``lambda_handler``, with the environment the template gives that function: settings are
-read afresh on every invocation, as in a Lambda process of its own.
+through its real ``lambda_handler``, with the environment and the Lambda context the template gives that
+function (``tests.support``): settings are read afresh on every invocation, as in a Lambda process of its own.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import os
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from unittest import mock
 from urllib.parse import quote
 
-from local_stack.template import FunctionSpec, Template
+from local_stack.template import Template
+from tests.support import function_environment, lambda_context
 from tracker.adapters.events_table import DynamoEventStore
-from tracker.adapters.tenants_table import DynamoTenantStore
+from tracker.adapters.tenants_table import DynamoErasureStore, DynamoTenantStore
+from tracker.records import ErasureRecord
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO / "events"
 API_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5"
 STAGE = "dev"
-
-
-def load_function_module(spec: FunctionSpec) -> ModuleType:
-    """``functions/<name>/app.py`` as a module of its own, whatever other functions call their module,
-    imported in the function's template environment as Lambda's init would."""
-    from tracker.settings import get_settings
-
-    path = spec.code_uri / f"{spec.handler_module.replace('.', '/')}.py"
-    module_spec = importlib.util.spec_from_file_location(f"function_{spec.logical_id.lower()}", path)
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    with mock.patch.dict(os.environ, spec.environment):
-        get_settings.cache_clear()
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            get_settings.cache_clear()
-    return module
-
-
-@dataclass
-class LambdaContext:
-    """What Lambda's Python runtime passes as ``context`` (the attributes Powertools reads)."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/test"
-    log_stream_name: str = "2025/10/10/[$LATEST]0123456789abcdef"
-    timeout_seconds: float = 10.0
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Counts down from the function's timeout, as Lambda's does."""
-        return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
 @dataclass
@@ -88,21 +49,10 @@ class Functions:
         self.modules = modules
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        from tracker.settings import get_settings
-
         spec = self.template.functions[logical_id]
-        context = LambdaContext(
-            function_name=spec.name,
-            invoked_function_arn=spec.arn,
-            memory_limit_in_mb=spec.memory,
-            timeout_seconds=spec.timeout,
-        )
-        with mock.patch.dict(os.environ, spec.environment):
-            get_settings.cache_clear()
-            try:
-                return getattr(self.modules[logical_id], spec.handler_function)(copy.deepcopy(event), context)
-            finally:
-                get_settings.cache_clear()
+        with function_environment(spec):
+            handler = getattr(self.modules[logical_id], spec.handler_function)
+            return handler(copy.deepcopy(event), lambda_context(spec))
 
     def function_for(self, event: dict[str, Any]) -> str:
         """The logical id of the function the template routes this event to."""
@@ -164,6 +114,23 @@ def event_store(template: Template, client: Any) -> DynamoEventStore:
 def tenant_store(template: Template, client: Any) -> DynamoTenantStore:
     """The tenants table's store, named as the template names it for the tenants function."""
     return DynamoTenantStore(client, template.functions["TenantsFunction"].environment["TENANTS_TABLE"])
+
+
+def create_pending_erasure(
+    template: Template, client: Any, tenant_id: str, erasure_id: str, user_id: str, now: datetime
+) -> None:
+    """An erasure record as ``DELETE /v1/users/{user_id}`` writes it, before its worker runs."""
+    store = DynamoErasureStore(client, template.functions["ErasureFunction"].environment["TENANTS_TABLE"])
+    record = ErasureRecord(
+        tenant_id=tenant_id,
+        erasure_id=erasure_id,
+        user_id=user_id,
+        status="pending",
+        deleted_events=0,
+        created_at=now,
+        updated_at=now,
+    )
+    store.create_erasure(record)
 
 
 def tenant_context(tenant_id: str, key_id: str = "key_test00000000001") -> dict[str, Any]:
@@ -241,6 +208,44 @@ def with_request(
         event["path"] = path
         event["requestContext"]["path"] = f"/{STAGE}{path}"
     return event
+
+
+def admin_call(
+    functions: Functions,
+    method: str,
+    resource: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    **path_parameters: str,
+) -> HttpAnswer:
+    """An admin's request (the authorizer's admin context) to the function of ``resource``."""
+    event = api_event(
+        method,
+        resource,
+        authorizer=admin_context(),
+        path_parameters=path_parameters or None,
+        query=query,
+        body=body,
+        raw_body=raw_body,
+    )
+    return functions.http(event)
+
+
+def create_tenant(functions: Functions, name: str = "Shop A", **fields: Any) -> dict[str, Any]:
+    """A tenant made through the tenants function: its id, first key id and API key."""
+    answer = admin_call(functions, "POST", "/v1/tenants", body={"name": name, **fields})
+    assert answer.status == 201, answer.body
+    return dict(answer.body)
+
+
+def patch_tenant(functions: Functions, tenant_id: str, body: Any) -> HttpAnswer:
+    return admin_call(functions, "PATCH", "/v1/tenants/{tenant_id}", tenant_id=tenant_id, body=body)
+
+
+def revoke_key(functions: Functions, tenant_id: str, key_id: str) -> HttpAnswer:
+    return admin_call(functions, "DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", tenant_id=tenant_id, key_id=key_id)
 
 
 def authorizer_event(api_key: str | None, method: str = "POST", path: str = "/v1/events") -> dict[str, Any]:

@@ -10,18 +10,19 @@ from local_stack.template import Template
 from tests.iam import allows, method_arn
 from tracker.tenants import create_admin_key
 
-from .support import API_ARN, STAGE, Functions, admin_context, api_event, authorizer_event, tenant_store
+from .support import (
+    API_ARN,
+    STAGE,
+    Functions,
+    admin_call,
+    authorizer_event,
+    create_tenant,
+    patch_tenant,
+    revoke_key,
+    tenant_store,
+)
 
 AUTHORIZER = "AuthorizerFunction"
-
-
-def create_tenant(functions: Functions, name: str = "Shop A") -> dict[str, Any]:
-    answer = functions.http(
-        api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": name, "timezone": "Europe/Kyiv"})
-    )
-    assert answer.status == 201, answer.body
-    body: dict[str, Any] = answer.body
-    return body
 
 
 def authorize(
@@ -37,7 +38,7 @@ def can_call(answer: dict[str, Any], method: str, path: str) -> bool:
 
 def test_a_key_made_by_the_tenants_function_is_allowed_on_data_routes(functions: Functions) -> None:
     # Given a tenant created through the tenants function
-    created = create_tenant(functions)
+    created = create_tenant(functions, timezone="Europe/Kyiv")
     # When its key is authorized for POST /v1/events
     answer = authorize(functions, created["api_key"])
     # Then the policy allows the data routes (all of them: it is cached per key) and not the admin ones
@@ -52,7 +53,7 @@ def test_a_key_made_by_the_tenants_function_is_allowed_on_data_routes(functions:
 
 
 def test_the_header_name_is_case_insensitive(functions: Functions) -> None:
-    created = create_tenant(functions)
+    created = create_tenant(functions, timezone="Europe/Kyiv")
     event = authorizer_event(None)
     event["headers"]["X-Api-Key"] = created["api_key"]
     answer = functions.invoke(AUTHORIZER, event)
@@ -67,30 +68,16 @@ def test_an_unknown_or_missing_key_raises_unauthorized(functions: Functions, api
 
 
 def test_a_revoked_key_raises_unauthorized(functions: Functions) -> None:
-    created = create_tenant(functions)
-    revoked = functions.http(
-        api_event(
-            "DELETE",
-            "/v1/tenants/{tenant_id}/keys/{key_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": created["tenant_id"], "key_id": created["key_id"]},
-        )
-    )
+    created = create_tenant(functions, timezone="Europe/Kyiv")
+    revoked = revoke_key(functions, created["tenant_id"], created["key_id"])
     assert revoked.status == 204
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(functions, created["api_key"])
 
 
 def test_a_rotated_key_works_beside_the_first(functions: Functions) -> None:
-    created = create_tenant(functions)
-    rotated = functions.http(
-        api_event(
-            "POST",
-            "/v1/tenants/{tenant_id}/keys",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": created["tenant_id"]},
-        )
-    )
+    created = create_tenant(functions, timezone="Europe/Kyiv")
+    rotated = admin_call(functions, "POST", "/v1/tenants/{tenant_id}/keys", tenant_id=created["tenant_id"])
     assert rotated.status == 201
     assert authorize(functions, rotated.body["api_key"])["context"]["key_id"] == rotated.body["key_id"]
     assert authorize(functions, created["api_key"])["context"]["key_id"] == created["key_id"]
@@ -98,16 +85,8 @@ def test_a_rotated_key_works_beside_the_first(functions: Functions) -> None:
 
 def test_an_inactive_tenant_gets_a_deny(functions: Functions) -> None:
     # Given a tenant deactivated through the tenants function
-    created = create_tenant(functions)
-    patched = functions.http(
-        api_event(
-            "PATCH",
-            "/v1/tenants/{tenant_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": created["tenant_id"]},
-            body={"active": False},
-        )
-    )
+    created = create_tenant(functions, timezone="Europe/Kyiv")
+    patched = patch_tenant(functions, created["tenant_id"], {"active": False})
     assert patched.status == 200
     assert patched.body["active"] is False
     # When its key is authorized

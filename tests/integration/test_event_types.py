@@ -25,6 +25,8 @@ from .support import (
     api_event,
     assert_error_shape,
     authorizer_event,
+    create_tenant,
+    patch_tenant,
     tenant_context,
     tenant_store,
 )
@@ -235,26 +237,18 @@ def test_an_admin_key_is_refused(functions: Functions) -> None:
 # ---------------------------------------------------------------- the tenant's validation mode
 
 
-def patch_tenant(functions: Functions, tenant_id: str, body: dict[str, Any]) -> HttpAnswer:
-    path = {"tenant_id": tenant_id}
-    return functions.http(
-        api_event("PATCH", "/v1/tenants/{tenant_id}", authorizer=admin_context(), path_parameters=path, body=body)
-    )
-
-
 def test_validation_set_by_the_admin_reaches_the_authorizer_context(
     functions: Functions, template: Template, dynamodb: Any
 ) -> None:
     # Given a tenant with a key
-    created = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "Plan"}))
-    assert created.status == 201
-    assert created.body["validation"] == "off"
-    tenant_id = created.body["tenant_id"]
+    created = create_tenant(functions, "Plan")
+    assert created["validation"] == "off"
+    tenant_id = created["tenant_id"]
     # When the admin sets block, Then the tenant says so and the authorizer passes it with the key
     patched = patch_tenant(functions, tenant_id, {"validation": "block"})
     assert patched.status == 200, patched.body
     assert patched.body["validation"] == "block"
-    policy = functions.invoke("AuthorizerFunction", authorizer_event(created.body["api_key"]))
+    policy = functions.invoke("AuthorizerFunction", authorizer_event(created["api_key"]))
     assert policy["context"]["validation"] == "block"
     stored = tenant_store(template, dynamodb).get_tenant(tenant_id)
     assert isinstance(stored, TenantRecord)

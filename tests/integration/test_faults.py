@@ -10,23 +10,23 @@ and so are ``tracker.adapters.dynamodb.batch_write``'s: no test waits out a real
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 from zoneinfo import ZoneInfo
 
 import botocore.endpoint
 import pytest
 
+from local_stack.emulator import moto_skips_answered_requests
+from local_stack.lambdas import LambdaContext
 from local_stack.template import Template
-from tests.rollup_fakes import LEASE, Crash, FaultyStore, moto_transactions_copy_each_table_once
+from tests.rollup_fakes import LEASE, Crash, FaultyStore
+from tests.support import function_environment
 from tracker.adapters import dynamodb as tracker_dynamodb
 from tracker.adapters.aggregates_table import DynamoRollupAggregates, rollup_aggregates
 from tracker.adapters.dynamodb import (
@@ -36,9 +36,7 @@ from tracker.adapters.dynamodb import (
     batch_write,
     dynamodb_client,
 )
-from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.interfaces import RollupStore, TemporarilyUnavailable
-from tracker.records import ErasureRecord
 from tracker.rollup import RollupReport, run_rollup
 from tracker.settings import Settings, get_settings
 from tracker.timefmt import format_utc, parse_utc, utc_now
@@ -52,9 +50,8 @@ from .faults import (
     THROTTLING,
     Injector,
     Killed,
-    moto_skips_injected_requests,
 )
-from .support import Functions, api_event, assert_error_shape, tenant_context
+from .support import Functions, api_event, assert_error_shape, create_pending_erasure, tenant_context
 
 TENANT = "ten_faults0000000001"
 ACTIONS = ("login", "view", "edit")
@@ -67,12 +64,6 @@ MAX_BACKOFF_SECONDS = 20.0
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_moto_transactions() -> Iterator[None]:
-    with moto_transactions_copy_each_table_once():
-        yield
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,13 +99,11 @@ def _ledger(request: pytest.FixtureRequest) -> Iterator[list[Injector]]:
 
 
 @pytest.fixture
-def faults(
-    client: Any, retry_sleeps: list[float], monkeypatch: pytest.MonkeyPatch, _ledger: list[Injector]
-) -> Iterator[Injector]:
-    moto_skips_injected_requests(monkeypatch)
+def faults(client: Any, retry_sleeps: list[float], _ledger: list[Injector]) -> Iterator[Injector]:
     injector = Injector(client)
     _ledger.append(injector)
-    yield injector
+    with moto_skips_answered_requests():
+        yield injector
     injector.clear()
 
 
@@ -194,25 +183,15 @@ def results_by_status(answer: support.HttpAnswer) -> dict[str, list[dict[str, An
     return grouped
 
 
-@contextmanager
-def function_environment(template: Template, logical_id: str) -> Iterator[Settings]:
-    """The settings a function reads from the environment the template gives it."""
-    with mock.patch.dict(os.environ, template.functions[logical_id].environment):
-        get_settings.cache_clear()
-        try:
-            yield get_settings()
-        finally:
-            get_settings.cache_clear()
-
-
 def ingest_settings(template: Template) -> Settings:
-    with function_environment(template, "IngestFunction") as settings:
-        return settings
+    """The settings the ingest function reads from the environment the template gives it."""
+    with function_environment(template.functions["IngestFunction"]):
+        return get_settings()
 
 
 def rollup_store(template: Template) -> DynamoRollupAggregates:
     """The rollup function's store: the template's tables, the functions' client."""
-    with function_environment(template, "RollupFunction"):
+    with function_environment(template.functions["RollupFunction"]):
         return rollup_aggregates()
 
 
@@ -451,18 +430,7 @@ def _user_to_erase(functions: Functions, dynamodb: Any, template: Template) -> t
     assert answer.body["accepted"] == 32, answer.body
     erasure_id = "era_faults00000000001"
     now = utc_now()
-    tenants_table = template.functions["EraseWorkerFunction"].environment["TENANTS_TABLE"]
-    DynamoErasureStore(dynamodb, tenants_table).create_erasure(
-        ErasureRecord(
-            tenant_id=TENANT,
-            erasure_id=erasure_id,
-            user_id="gone",
-            status="pending",
-            deleted_events=0,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    create_pending_erasure(template, dynamodb, TENANT, erasure_id, "gone", now)
     return erasure_id, ids(gone), ids(kept)
 
 
@@ -548,7 +516,7 @@ def test_a_batch_out_of_time_rejects_what_it_did_not_write_and_the_resend_is_cou
     settings = ingest_settings(template)
     deadline = Deadline(settings.ingest_deadline_margin_ms, writes=5)
     faults.after_success("PutItem", deadline.wrote)
-    monkeypatch.setattr(support.LambdaContext, "get_remaining_time_in_millis", lambda _self: deadline.remaining_ms())
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda _self: deadline.remaining_ms())
     events = [new_event(i, user=f"user-{i % 4}", action=ACTIONS[i % 3]) for i in range(40)]
     # When a batch of 40 is posted
     answer = functions.http(post_batch(events))

@@ -15,10 +15,20 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local_stack.template import Template
+from tests.fakes import brute_force_user_events
 from tracker.json_shape import json_depth
 from tracker.models import LAST_MILLISECOND, MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
 
-from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
+from .support import (
+    Functions,
+    admin_call,
+    api_event,
+    assert_error_shape,
+    create_tenant,
+    event_store,
+    patch_tenant,
+    tenant_context,
+)
 
 TENANT = "ten_ingest0000000001"
 OTHER_TENANT = "ten_ingest0000000002"
@@ -269,33 +279,15 @@ def test_paging_on_the_real_index_yields_the_brute_force_answer(
     # When the handler pages through them
     seen = [item["event_id"] for item in all_pages(functions, user_id, query)]
     # Then the pages are the brute-force answer
-    wanted = sorted(
-        (
-            r
-            for r in expected
-            if (lower is None or r.occurred_at >= lower)
-            and (upper is None or r.occurred_at < upper)
-            and (action is None or r.action == action)
-        ),
-        key=lambda r: (r.occurred_at, r.event_id),
-        reverse=descending,
-    )
-    assert seen == [r.event_id for r in wanted]
+    assert seen == brute_force_user_events(expected, TENANT, user_id, lower, upper, action, descending)
 
 
 # ---------------------------------------------------------------- tenants on the real table
 
 
-def create_tenant(functions: Functions, name: str) -> dict[str, Any]:
-    answer = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": name}))
-    assert answer.status == 201, answer.body
-    body: dict[str, Any] = answer.body
-    return body
-
-
 def test_a_duplicate_tenant_name_in_another_case_is_a_409(functions: Functions) -> None:
     create_tenant(functions, "Shop A")
-    answer = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "SHOP a"}))
+    answer = admin_call(functions, "POST", "/v1/tenants", body={"name": "SHOP a"})
     assert_error_shape(answer, 409, "conflict")
 
 
@@ -305,7 +297,7 @@ def test_a_created_tenant_shows_once_with_its_fields_and_never_a_key(functions: 
     assert created["timezone"] == "UTC"
     assert created["active"] is True
     assert created["created_at"].endswith("Z")
-    listed = functions.http(api_event("GET", "/v1/tenants", authorizer=admin_context())).body
+    listed = admin_call(functions, "GET", "/v1/tenants").body
     assert [item["tenant_id"] for item in listed["items"]] == [created["tenant_id"]]
     assert "api_key" not in json.dumps(listed)
     assert "key_id" not in json.dumps(listed)
@@ -318,7 +310,7 @@ def test_listing_tenants_in_pages_ends_with_a_null_cursor_on_the_last_page(funct
     seen, cursor, pages = [], None, []
     for _ in range(10):
         query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = functions.http(api_event("GET", "/v1/tenants", authorizer=admin_context(), query=query)).body
+        page = admin_call(functions, "GET", "/v1/tenants", query=query).body
         pages.append(len(page["items"]))
         seen += [item["tenant_id"] for item in page["items"]]
         cursor = page["next_cursor"]
@@ -333,15 +325,7 @@ def test_a_rate_limit_patch_round_trips_and_null_restores_the_default(functions:
     created = create_tenant(functions, "Shop A")
 
     def patch(body: dict[str, Any]) -> dict[str, Any]:
-        answer = functions.http(
-            api_event(
-                "PATCH",
-                "/v1/tenants/{tenant_id}",
-                authorizer=admin_context(),
-                path_parameters={"tenant_id": created["tenant_id"]},
-                body=body,
-            )
-        )
+        answer = patch_tenant(functions, created["tenant_id"], body)
         assert answer.status == 200, answer.body
         result: dict[str, Any] = answer.body
         return result

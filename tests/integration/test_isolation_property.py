@@ -10,16 +10,12 @@ the events that tenant sent: nothing more, nothing less, nothing of another tena
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
-from unittest import mock
 from zoneinfo import ZoneInfo
 
 import boto3
@@ -29,16 +25,16 @@ from moto import mock_aws
 
 from local_stack.aws import create_tables
 from local_stack.template import Template
+from tests.support import function_environment
 from tracker import stats
 from tracker.adapters.aggregates_table import rollup_aggregates, stats_aggregates
 from tracker.adapters.catalog_table import catalog_reader
 from tracker.interfaces import StatsStore
 from tracker.local_calendar import local_date, local_hour_start
 from tracker.rollup import RollupReport, run_rollup
-from tracker.settings import get_settings
 from tracker.timefmt import format_utc, parse_utc, utc_now
 
-from .support import Functions, api_event, tenant_context
+from .support import Functions, HttpAnswer, api_event, tenant_context
 
 TENANT_IDS = ("ten_5f3a9c0d1e2b4a67", "ten_5f3a9c0d1e2b4a68", "ten_0000000000000001", "ten_ffffffffffffffff")
 USERS = ("shared", "a/b", "é x", "u#1")
@@ -62,17 +58,6 @@ class Sent:
     user: str
     action: str
     occurred_at: datetime
-
-
-@contextmanager
-def function_environment(template: Template, logical_id: str) -> Iterator[None]:
-    """The environment the template gives a function, for code called outside its handler."""
-    with mock.patch.dict(os.environ, template.functions[logical_id].environment):
-        get_settings.cache_clear()
-        try:
-            yield
-        finally:
-            get_settings.cache_clear()
 
 
 def points_of(tenant: str, action: str) -> int:
@@ -120,7 +105,7 @@ def ingest(functions: Functions, tenant: str, zone: ZoneInfo, drawn: list[Any], 
 
 
 def rollup(template: Template, zones: dict[str, ZoneInfo], now: datetime) -> RollupReport:
-    with function_environment(template, "RollupFunction"):
+    with function_environment(template.functions["RollupFunction"]):
         return run_rollup(
             rollup_aggregates(),
             zones.__getitem__,
@@ -131,19 +116,21 @@ def rollup(template: Template, zones: dict[str, ZoneInfo], now: datetime) -> Rol
         )
 
 
+def get_of_user(
+    functions: Functions, resource: str, tenant: str, zone: ZoneInfo, user: str, query: dict[str, str]
+) -> HttpAnswer:
+    """``GET resource`` (a route of ``{user_id}``) for ``user``, with the tenant's key."""
+    authorizer = context_of(tenant, zone)
+    return functions.http(
+        api_event("GET", resource, authorizer=authorizer, path_parameters={"user_id": user}, query=query)
+    )
+
+
 def read_user_events(
     functions: Functions, tenant: str, zone: ZoneInfo, user: str, cursor: str | None = None
 ) -> tuple[int, Any]:
     query = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
-    answer = functions.http(
-        api_event(
-            "GET",
-            "/v1/users/{user_id}/events",
-            authorizer=context_of(tenant, zone),
-            path_parameters={"user_id": user},
-            query=query,
-        )
-    )
+    answer = get_of_user(functions, "/v1/users/{user_id}/events", tenant, zone, user, query)
     return answer.status, answer.body
 
 
@@ -176,15 +163,7 @@ def check_activity(functions: Functions, tenant: str, zone: ZoneInfo, own: list[
     """The stats handler's per-user activity: each 1h window counts the tenant's own events of that user."""
     query = {"period": "1h", "from": format_utc(anchor - timedelta(hours=27)), "to": format_utc(anchor + HOUR)}
     for user in USERS:
-        answer = functions.http(
-            api_event(
-                "GET",
-                "/v1/users/{user_id}/activity",
-                authorizer=context_of(tenant, zone),
-                path_parameters={"user_id": user},
-                query=query,
-            )
-        )
+        answer = get_of_user(functions, "/v1/users/{user_id}/activity", tenant, zone, user, query)
         assert answer.status == 200, answer.body
         assert answer.body["user_id"] == user
         mine = [e for e in own if e.user == user]
@@ -296,7 +275,7 @@ def test_each_tenant_reads_exactly_its_own_events_and_counts(
             own = [e for e in sent if e.tenant == tenant]
             cursors[tenant] = check_events(functions, tenant, zone, own)
             check_activity(functions, tenant, zone, own, anchor)
-            with function_environment(template, "RollupFunction"):
+            with function_environment(template.functions["RollupFunction"]):
                 check_tenant_statistics(stats.TenantClock(tenant, zone, now), own)
         # And a tenant's cursor is a 400 for every other tenant, for the same user and query
         for tenant, by_user in cursors.items():

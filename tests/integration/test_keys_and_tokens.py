@@ -13,27 +13,25 @@ from tests.iam import allows, method_arn
 from tracker import tokens
 from tracker.adapters.signing_keys import SecretsManagerSigningKeys
 
-from .support import API_ARN, STAGE, Functions, admin_context, api_event, assert_error_shape, authorizer_event
+from .support import (
+    API_ARN,
+    STAGE,
+    Functions,
+    admin_call,
+    api_event,
+    assert_error_shape,
+    authorizer_event,
+    create_tenant,
+    patch_tenant,
+    revoke_key,
+)
 
 AUTHORIZER = "AuthorizerFunction"
 
 
-def create_tenant(functions: Functions) -> dict[str, Any]:
-    answer = functions.http(api_event("POST", "/v1/tenants", authorizer=admin_context(), body={"name": "Shop"}))
-    assert answer.status == 201, answer.body
-    return dict(answer.body)
-
-
 def new_key(functions: Functions, tenant_id: str, body: Any = None, raw_body: str | None = None) -> Any:
-    return functions.http(
-        api_event(
-            "POST",
-            "/v1/tenants/{tenant_id}/keys",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant_id},
-            body=body,
-            raw_body=raw_body,
-        )
+    return admin_call(
+        functions, "POST", "/v1/tenants/{tenant_id}/keys", tenant_id=tenant_id, body=body, raw_body=raw_body
     )
 
 
@@ -125,14 +123,7 @@ def test_a_token_stands_for_its_key_until_the_key_is_revoked(functions: Function
     assert answer["principalId"] == tenant["key_id"]
     assert can_call(answer, "GET", "/v1/users/6/events")
     # And once the key is revoked, the token is refused too
-    revoked = functions.http(
-        api_event(
-            "DELETE",
-            "/v1/tenants/{tenant_id}/keys/{key_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant["tenant_id"], "key_id": tenant["key_id"]},
-        )
-    )
+    revoked = revoke_key(functions, tenant["tenant_id"], tenant["key_id"])
     assert revoked.status == 204
     with pytest.raises(Exception, match="Unauthorized"):
         authorize(functions, {"Authorization": f"Bearer {token}"})
@@ -156,30 +147,14 @@ def test_a_token_of_a_tenant_deactivated_since_is_forbidden(functions: Functions
     tenant = create_tenant(functions)
     context = {"tenant_id": tenant["tenant_id"], "role": "tenant", "key_id": tenant["key_id"], "timezone": "UTC"}
     token = token_for(functions, context)
-    patched = functions.http(
-        api_event(
-            "PATCH",
-            "/v1/tenants/{tenant_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant["tenant_id"]},
-            body={"active": False},
-        )
-    )
+    patched = patch_tenant(functions, tenant["tenant_id"], {"active": False})
     assert patched.status == 200
     answer = authorize(functions, {"Authorization": f"Bearer {token}"})
     assert not can_call(answer, "POST", "/v1/events")
 
 
 def patch_origins(functions: Functions, tenant_id: str, origins: Any) -> Any:
-    return functions.http(
-        api_event(
-            "PATCH",
-            "/v1/tenants/{tenant_id}",
-            authorizer=admin_context(),
-            path_parameters={"tenant_id": tenant_id},
-            body={"allowed_origins": origins},
-        )
-    )
+    return patch_tenant(functions, tenant_id, {"allowed_origins": origins})
 
 
 def preflight(functions: Functions, origin: str, path: str = "/v1/events") -> Any:

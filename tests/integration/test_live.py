@@ -19,6 +19,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 
+from local_stack.emulator import mark_answered, moto_skips_answered_requests
 from local_stack.streams import lambda_record, matches, stream_mappings
 from local_stack.template import Template
 from local_stack.websocket import websocket_spec
@@ -28,7 +29,7 @@ from tracker.adapters.management_api import management_client
 from tracker.records import ApiKeyRecord, TenantRecord
 from tracker.tenants import hash_api_key
 
-from .faults import _answered, json_response, moto_skips_injected_requests
+from .faults import json_response
 from .support import Functions, api_event, sample_event, tenant_context, tenant_store
 
 TENANT_A = "ten_live00000000000a"
@@ -99,7 +100,7 @@ class ManagementApi:
     def _answer(self, request: AWSPreparedRequest, **_kwargs: Any) -> AWSResponse | None:
         if request.url.rsplit("/", 1)[-1] not in self.gone:
             return None
-        _answered(request)
+        mark_answered(request)
         return json_response(request, 410, {"__type": "GoneException", "message": "Gone"})
 
     def event_ids(self, connection: str) -> list[str]:
@@ -112,12 +113,12 @@ class ManagementApi:
 
 @pytest.fixture
 def management(template: Template, functions: Functions, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagementApi]:
-    moto_skips_injected_requests(monkeypatch)
     # The broadcaster's settings (its management URL) as its process would have them.
     for name, value in template.functions["BroadcasterFunction"].environment.items():
         monkeypatch.setenv(name, value)
     watched = ManagementApi(template)
-    yield watched
+    with moto_skips_answered_requests():
+        yield watched
     watched.close()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from local_stack.template import Template
+from tests.support import emf_documents
 
 from .support import Functions, api_event, tenant_context
 
@@ -22,19 +23,6 @@ def post(resource: str, body: Any, request_id: str | None = None) -> dict[str, A
 
 def event(event_id: str, **fields: Any) -> dict[str, Any]:
     return {"event_id": event_id, "user_id": "user-private-42", "action": "login", **fields}
-
-
-def emf_blobs(output: str) -> list[dict[str, Any]]:
-    """The Embedded Metric Format documents among the lines written to stdout."""
-    blobs = []
-    for line in output.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and "_aws" in document:
-            blobs.append(document)
-    return blobs
 
 
 def metric_values(blobs: list[dict[str, Any]], name: str) -> list[float]:
@@ -72,7 +60,7 @@ def test_a_batch_emits_requests_and_event_counts_with_a_route_dimension(
     answer = functions.http(post("/v1/events/batch", batch))
     assert answer.status == 200
     # Then its EMF document counts the request and the events, by route only
-    blobs = emf_blobs(capsys.readouterr().out)
+    blobs = emf_documents(capsys.readouterr().out)
     blob = request_blob(blobs)
     assert_route_dimension_only(blob, "POST /v1/events/batch")
     names = {metric["Name"] for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
@@ -89,9 +77,9 @@ def test_single_events_count_as_accepted_then_duplicate(
 ) -> None:
     capsys.readouterr()
     assert functions.http(post("/v1/events", event("evt-1"))).status == 201
-    first = request_blob(emf_blobs(capsys.readouterr().out))
+    first = request_blob(emf_documents(capsys.readouterr().out))
     assert functions.http(post("/v1/events", event("evt-1"))).status == 200
-    second = request_blob(emf_blobs(capsys.readouterr().out))
+    second = request_blob(emf_documents(capsys.readouterr().out))
     assert_route_dimension_only(first, "POST /v1/events")
     assert_route_dimension_only(second, "POST /v1/events")
     assert (metric_values([first], "EventsAccepted"), metric_values([first], "EventsDuplicate")) == ([1.0], [0.0])
@@ -117,7 +105,7 @@ def test_a_refused_single_event_counts_as_rejected(
     answer = functions.http(post("/v1/events", {k: v for k, v in body.items() if v is not None}))
     assert answer.status == status
     # Then it is counted as a rejected event, as the batch route counts the same refusals
-    blob = request_blob(emf_blobs(capsys.readouterr().out))
+    blob = request_blob(emf_documents(capsys.readouterr().out))
     assert metric_values([blob], "EventsRejected") == [1.0]
     assert metric_values([blob], "ClientErrors") == [1.0]
 
@@ -128,7 +116,7 @@ def test_the_first_invocation_reports_a_cold_start_once(
     capsys.readouterr()
     functions.http(post("/v1/events", event("evt-1")))
     functions.http(post("/v1/events", event("evt-2")))
-    assert metric_values(emf_blobs(capsys.readouterr().out), "ColdStart") == [1.0]
+    assert metric_values(emf_documents(capsys.readouterr().out), "ColdStart") == [1.0]
 
 
 def test_every_http_function_counts_requests_by_route(functions: Functions, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,7 +126,7 @@ def test_every_http_function_counts_requests_by_route(functions: Functions, caps
             "GET", "/v1/users/{user_id}/events", authorizer=tenant_context(TENANT), path_parameters={"user_id": "u"}
         )
     )
-    assert_route_dimension_only(request_blob(emf_blobs(capsys.readouterr().out)), "GET /v1/users/{user_id}/events")
+    assert_route_dimension_only(request_blob(emf_documents(capsys.readouterr().out)), "GET /v1/users/{user_id}/events")
 
 
 # ---------------------------------------------------------------- logs

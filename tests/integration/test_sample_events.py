@@ -20,13 +20,12 @@ from local_stack.template import Template
 from tests.iam import allows
 from tracker.adapters.catalog_table import DynamoEventTypeStore
 from tracker.adapters.profiles_table import DynamoProfileStore
-from tracker.adapters.tenants_table import DynamoErasureStore
 from tracker.events import prepare_event
 from tracker.profile_models import ExportRecord, ProfileRecord
-from tracker.records import ApiKeyRecord, ErasureRecord, EventTypeRecord, PropertyRule, TenantRecord
+from tracker.records import ApiKeyRecord, EventTypeRecord, PropertyRule, TenantRecord
 from tracker.tenants import hash_api_key
 
-from .support import EVENTS_DIR, Functions, event_store, sample_event, tenant_store
+from .support import EVENTS_DIR, Functions, create_pending_erasure, event_store, sample_event, tenant_store
 
 # The expected answer of every sample event: an HTTP status, the authorizer's policy effect, or
 # "completes" for a scheduled function (it returns its report).
@@ -110,17 +109,7 @@ def seed_sample_state(template: Template, client: Any) -> dict[str, Any]:
     )
     event_store(template, client).put_new(record)
     erasure_id = sample_event("erase_worker/erase.json")["erasure_id"]
-    DynamoErasureStore(client, template.functions["ErasureFunction"].environment["TENANTS_TABLE"]).create_erasure(
-        ErasureRecord(
-            tenant_id=tenant_id,
-            erasure_id=erasure_id,
-            user_id="user-to-erase",
-            status="pending",
-            deleted_events=0,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    create_pending_erasure(template, client, tenant_id, erasure_id, "user-to-erase", now)
     seed_profile_and_export(template, client, tenant_id, user_id, now)
     register_workers(template)
     DynamoEventTypeStore(

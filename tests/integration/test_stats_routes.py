@@ -5,7 +5,6 @@ count, the contract's 400s and 422s, and a request count that does not grow with
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -17,9 +16,9 @@ import pytest
 from moto import mock_aws
 
 from local_stack.aws import create_tables
-from local_stack.template import REPO_ROOT, Template, load_template
-from tests.rollup_fakes import Reference, StoredEvent, moto_transactions_copy_each_table_once
-from tracker import settings as tracker_settings
+from local_stack.template import REPO_ROOT, Template
+from tests.rollup_fakes import Reference, StoredEvent
+from tests.support import function_environment, lambda_context
 from tracker.adapters import dynamodb
 from tracker.adapters.aggregates_table import rollup_aggregates
 from tracker.adapters.events_table import event_store
@@ -59,88 +58,29 @@ EVENTS = [
 # ---------------------------------------------------------------- the emulated stack and the handler
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_moto_transactions() -> Iterator[None]:
-    with moto_transactions_copy_each_table_once():
-        yield
-
-
 @pytest.fixture(scope="module")
-def stats_template() -> Template:
-    return load_template()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _environment(stats_template: Template) -> Iterator[None]:
-    """The stats function's environment from template.yaml (plus the Events table, to ingest and roll up)."""
-    functions = stats_template.functions
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            **functions["RollupFunction"].environment,
-            **functions["StatsFunction"].environment,
-        }.items():
-            patch.setenv(name, value)
-        patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", stats_template.region)
-        patch.setenv("AWS_REGION", stats_template.region)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        _clear_caches()
-        yield
-        _clear_caches()
-
-
-def _clear_caches() -> None:
-    dynamodb.dynamodb_client.cache_clear()
-    tracker_settings.get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_client_and_settings(_environment: None) -> Iterator[None]:
-    """Each test makes its own client and settings from this module's environment (both are cached)."""
-    _clear_caches()
-    yield
-    _clear_caches()
-
-
-@pytest.fixture(scope="module")
-def stats_app(_environment: None) -> ModuleType:
-    """functions/stats/app.py, imported under a name of its own."""
-    spec = importlib.util.spec_from_file_location("stats_app_under_test", REPO_ROOT / "functions/stats/app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _Context:
-    function_name = "StatsFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:StatsFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadcafe"
-    log_group_name = "/aws/lambda/StatsFunction"
-    log_stream_name = "2025/10/27/[$LATEST]0123456789abcdef"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 10_000
+def stats_app(function_modules: dict[str, ModuleType]) -> ModuleType:
+    return function_modules["StatsFunction"]
 
 
 class Api:
     """Calls the stats handler as API Gateway would, starting from the sample events."""
 
-    def __init__(self, module: ModuleType, tenant_zone: str = "Europe/Kyiv") -> None:
+    def __init__(self, template: Template, module: ModuleType, tenant_zone: str = "Europe/Kyiv") -> None:
+        self.spec = template.functions["StatsFunction"]
         self.module = module
         self.zone = tenant_zone
+
+    def call(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The handler, in the function's environment and with its Lambda context."""
+        with function_environment(self.spec):
+            answer: dict[str, Any] = self.module.lambda_handler(event, lambda_context(self.spec))
+        return answer
 
     def get(self, sample: str, params: dict[str, str] | None = None, **path: str) -> tuple[int, Any]:
         event = with_request(sample_event(sample), params, path)
         event["requestContext"]["authorizer"]["timezone"] = self.zone
-        answer = self.module.lambda_handler(event, _Context())
+        answer = self.call(event)
         return answer["statusCode"], json.loads(answer["body"])
 
 
@@ -155,6 +95,8 @@ class Data:
     """Events ingested by the real ingest code, counted by the real rollup (settle 0, ``now`` = AS_OF)."""
 
     def __init__(self, template: Template) -> None:
+        self.ingest_function = template.functions["IngestFunction"]
+        self.rollup_function = template.functions["RollupFunction"]
         create_tables(dynamodb.dynamodb_client(), template)
         self.stored: list[StoredEvent] = []
         self.sent = 0
@@ -166,16 +108,18 @@ class Data:
             raws.append(
                 {"event_id": f"evt-{self.sent:05d}", "user_id": user, "action": action, "occurred_at": occurred}
             )
-        result = ingest_batch(event_store(), raws, tenant, received_at, concurrency=1)
+        with function_environment(self.ingest_function):
+            result = ingest_batch(event_store(), raws, tenant, received_at, concurrency=1)
         assert result.accepted == len(raws)
         for raw in raws:
             record = prepare_event(raw, tenant, received_at)
             self.stored.append(StoredEvent(tenant, record.user_id, record.action, record.occurred_at, received_at))
 
     def rollup(self, now: datetime, zone: ZoneInfo = KYIV) -> None:
-        report = run_rollup(
-            rollup_aggregates(), lambda _t: zone, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=2)
-        )
+        with function_environment(self.rollup_function):
+            report = run_rollup(
+                rollup_aggregates(), lambda _t: zone, now=now, settle=timedelta(0), initial_lookback=timedelta(hours=2)
+            )
         assert report.finished
 
     def reference(self, zone: ZoneInfo = KYIV) -> Reference:
@@ -183,9 +127,9 @@ class Data:
 
 
 @pytest.fixture
-def api(stats_app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Api:
+def api(template: Template, stats_app: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Api:
     monkeypatch.setattr(stats_app, "utc_now", lambda: NOW)
-    return Api(stats_app)
+    return Api(template, stats_app)
 
 
 @pytest.fixture
@@ -196,9 +140,9 @@ def no_tables() -> Iterator[None]:
 
 
 @pytest.fixture
-def empty(stats_template: Template) -> Iterator[Data]:
+def empty(template: Template) -> Iterator[Data]:
     with mock_aws():
-        yield Data(stats_template)
+        yield Data(template)
 
 
 @pytest.fixture
@@ -337,12 +281,12 @@ def test_action_daily_gives_count_distinct_users_and_average(api: Api, data: Dat
 
 
 def test_days_and_windows_follow_a_quarter_hour_zone(
-    stats_app: ModuleType, monkeypatch: pytest.MonkeyPatch, empty: Data
+    template: Template, stats_app: ModuleType, monkeypatch: pytest.MonkeyPatch, empty: Data
 ) -> None:
     # Given a tenant in Kathmandu (+05:45), whose day starts at 18:15Z
     zone = ZoneInfo("Asia/Kathmandu")
     monkeypatch.setattr(stats_app, "utc_now", lambda: NOW)
-    kathmandu = Api(stats_app, "Asia/Kathmandu")
+    kathmandu = Api(template, stats_app, "Asia/Kathmandu")
     empty.ingest(
         [("u", "login", "2025-10-26T18:14:59.999Z"), ("u", "login", "2025-10-26T18:15:00Z")], AS_OF - timedelta(hours=1)
     )
@@ -386,7 +330,7 @@ def test_each_sample_event_is_answered_with_as_of(api: Api, empty: Data, name: s
     # Given no rollup ever ran
     # When the sample event is sent as is
     event = sample_event(name)
-    answer = api.module.lambda_handler(event, _Context())
+    answer = api.call(event)
     # Then it is a 200 with as_of (the epoch: nothing counted yet) and zero-filled items
     assert answer["statusCode"] == 200
     body = json.loads(answer["body"])
@@ -529,17 +473,17 @@ def _requests_per_route(api: Api, counter: RequestCounter) -> list[int]:
 
 
 def test_a_statistic_costs_the_same_requests_for_9_events_or_120(
-    api: Api, stats_template: Template, counter: RequestCounter
+    api: Api, template: Template, counter: RequestCounter
 ) -> None:
     # Given the sample events, counted
     with mock_aws():
-        small = Data(stats_template)
+        small = Data(template)
         small.ingest(EVENTS, AS_OF - timedelta(minutes=5))
         small.rollup(AS_OF)
         few = _requests_per_route(api, counter)
     # And, in a fresh store, 120 events of 12 users over the same days
     with mock_aws():
-        large = Data(stats_template)
+        large = Data(template)
         many = [
             (
                 f"user-{i % 12:02d}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -16,19 +15,21 @@ from typing import Any
 
 import pytest
 
+from local_stack.template import load_template
+from tests.support import lambda_context, load_function_module
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = ROOT / "functions" / "dashboard"
 
 
+SPEC = load_template().functions["DashboardFunction"]
+
+
 @pytest.fixture
 def dashboard(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The function's module; its invocations read no ``WEBSOCKET_URL`` unless a test sets one."""
     monkeypatch.delenv("WEBSOCKET_URL", raising=False)
-    spec = importlib.util.spec_from_file_location("dashboard_app_under_test", FUNCTION / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function_module(SPEC)
 
 
 def get(module: ModuleType, file: str | None = None, **headers: str) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def get(module: ModuleType, file: str | None = None, **headers: str) -> dict[str
         "headers": {name.replace("_", "-"): value for name, value in headers.items()} or None,
         "pathParameters": None if file is None else {"file": file},
     }
-    answer: dict[str, Any] = module.lambda_handler(event, None)
+    answer: dict[str, Any] = module.lambda_handler(event, lambda_context(SPEC))
     return answer
 
 

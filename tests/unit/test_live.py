@@ -215,26 +215,29 @@ def test_tenants_sharing_user_ids_never_see_each_others_events() -> None:
     assert result == live.BroadcastResult(pushed=5)
 
 
-def test_a_gone_connection_is_forgotten_and_the_others_still_receive() -> None:
+@pytest.mark.parametrize(
+    ("failure", "still_subscribed", "expected"),
+    [
+        # A gone connection is forgotten
+        ("gone", None, live.BroadcastResult(pushed=2, gone=1)),
+        # A throttled one loses the rest of the batch only
+        ("busy", TENANT, live.BroadcastResult(pushed=2, failed=2)),
+    ],
+)
+def test_a_failing_connection_does_not_stop_the_others(
+    failure: str, still_subscribed: str | None, expected: live.BroadcastResult
+) -> None:
+    # Given two connections of a tenant, one of them gone or throttled
     store, pusher = InMemoryConnectionStore(), RecordingPusher()
-    connected(store, "stale", TENANT, None)
-    connected(store, "live", TENANT, None)
-    pusher.gone.add("stale")
+    connected(store, "failing", TENANT, None)
+    connected(store, "healthy", TENANT, None)
+    getattr(pusher, failure).add("failing")
+    # When a batch of two is broadcast
     result = live.broadcast([event(TENANT, "6", "e1"), event(TENANT, "6", "e2")], store, pusher, concurrency=2)
-    assert received(pusher, "live") == ["e1", "e2"]
-    assert store.tenant_of("stale") is None
-    assert result == live.BroadcastResult(pushed=2, gone=1)
-
-
-def test_a_throttled_connection_loses_the_rest_of_the_batch_only() -> None:
-    store, pusher = InMemoryConnectionStore(), RecordingPusher()
-    connected(store, "slow", TENANT, None)
-    connected(store, "fast", TENANT, None)
-    pusher.busy.add("slow")
-    result = live.broadcast([event(TENANT, "6", "e1"), event(TENANT, "6", "e2")], store, pusher, concurrency=2)
-    assert received(pusher, "fast") == ["e1", "e2"]
-    assert store.tenant_of("slow") == TENANT
-    assert result == live.BroadcastResult(pushed=2, failed=2)
+    # Then the other receives it all; the failing one is forgotten only when it is gone
+    assert received(pusher, "healthy") == ["e1", "e2"]
+    assert store.tenant_of("failing") == still_subscribed
+    assert result == expected
 
 
 def test_a_subscription_store_outage_fails_the_batch_before_anything_is_pushed() -> None:

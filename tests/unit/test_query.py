@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import InMemoryEventStore
+from tests.fakes import InMemoryEventStore, brute_force_user_events
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
 from tracker.events import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
@@ -282,20 +282,7 @@ def test_paging_through_any_query_yields_the_brute_force_answer(
     else:
         pytest.fail("paging did not end")
     # Then the pages together are the brute-force answer: filtered, ordered by time then id, each once
-    expected = sorted(
-        (
-            r
-            for r in records
-            if r.tenant_id == TENANT
-            and r.user_id == "u1"
-            and (start is None or r.occurred_at >= start)
-            and (end is None or r.occurred_at < end)
-            and (action is None or r.action == action)
-        ),
-        key=lambda r: (r.occurred_at, r.event_id),
-        reverse=descending,
-    )
-    assert seen == [r.event_id for r in expected]
+    assert seen == brute_force_user_events(records, TENANT, "u1", start, end, action, descending)
 
 
 # ---------------------------------------------------------------- pages that fit a Lambda response

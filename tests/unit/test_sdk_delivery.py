@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activity_tracker import Failure, RetryPolicy, Tracker
+from activity_tracker._http import Response
 from activity_tracker._retry import parse_retry_after
 
 from .sdk_support import FakeClock, FakeIngestApi, error_response, json_response
@@ -129,14 +130,24 @@ def test_network_errors_back_off_exponentially_with_jitter() -> None:
     assert len(api.stored) == 1
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_5xx_answers_are_retried(status: int) -> None:
-    api, clock = FakeIngestApi().script([error_response(status, "unavailable", "down")]), FakeClock()
+@pytest.mark.parametrize(
+    ("answer", "events"),
+    [
+        *((error_response(status, "unavailable", "down"), 2) for status in (500, 502, 503, 504)),
+        (json_response(200, {"unexpected": True}), 3),
+    ],
+    ids=["500", "502", "503", "504", "unreadable-200"],
+)
+def test_5xx_and_unreadable_200_answers_are_retried_safely(answer: Response, events: int) -> None:
+    # Given a server whose first answer is a 5xx or a 200 the SDK cannot read
+    api, clock = FakeIngestApi().script([answer]), FakeClock()
     tracker = sync_tracker(api, clock)
-    track_many(tracker, 2)
+    # When events are sent
+    track_many(tracker, events)
     tracker.flush()
+    # Then the batch is sent once more, and every event is stored once
     assert len(api.requests) == 2
-    assert len(api.stored) == 2
+    assert len(api.stored) == events
 
 
 def test_the_retry_budget_bounds_the_time_spent_and_the_events_are_reported_failed() -> None:
@@ -204,15 +215,6 @@ def test_rejected_events_are_reported_and_never_resent_but_unavailable_ones_are(
     assert len(api.stored) == 4
     stats = tracker.stats()
     assert (stats.accepted, stats.rejected, stats.failed) == (4, 1, 0)
-
-
-def test_an_unreadable_200_answer_is_retried_safely() -> None:
-    api, clock = FakeIngestApi().script([json_response(200, {"unexpected": True})]), FakeClock()
-    tracker = sync_tracker(api, clock)
-    track_many(tracker, 3)
-    tracker.flush()
-    assert len(api.requests) == 2
-    assert len(api.stored) == 3
 
 
 def test_each_event_carries_its_occurred_at_and_a_sent_at_for_clock_skew() -> None:
