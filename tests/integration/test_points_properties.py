@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from local_stack.template import Template
+from tests.support import function_environment
 from tracker.adapters.aggregates_table import rollup_aggregates
 from tracker.adapters.catalog_table import catalog_reader
 from tracker.local_calendar import local_date
@@ -26,7 +27,6 @@ from tracker.rollup import run_rollup
 from tracker.timefmt import utc_now
 
 from .support import Functions, api_event, sample_event, tenant_context, with_request
-from .test_isolation_property import function_environment
 
 TENANT = "ten_exact00000000001"
 OTHER = "ten_exact00000000002"
@@ -57,7 +57,7 @@ def send(functions: Functions, tenant: str, events: list[dict[str, Any]]) -> Non
 
 
 def rollup(template: Template) -> None:
-    with function_environment(template, "RollupFunction"):
+    with function_environment(template.functions["RollupFunction"]):
         report = run_rollup(
             rollup_aggregates(),
             lambda _tenant: KYIV,
