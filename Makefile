@@ -8,7 +8,10 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 SAM := $(VENV)/sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is written once and reused by every later interpreter (each Lambda worker, each test process), in
+# .venv/pycache rather than in the repository's __pycache__ folders; uv installs packages without it.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
 
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
