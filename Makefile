@@ -99,9 +99,12 @@ lock: $(VENV)/bin/uv ## Re-pin requirements/*.txt from requirements/*.in
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
+# The venvs get no pip of their own (ensurepip costs seconds): this Python's pip puts uv into .venv, and uv
+# installs everything else. A Python whose pip cannot (older than 22.3, or none) falls back to ensurepip.
 $(VENV)/bin/uv:
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install -q --disable-pip-version-check uv==0.13.9 2>/dev/null || \
+		{ $(PY) -m ensurepip -q && $(PY) -m pip install -q --disable-pip-version-check uv==0.13.9; }
 
 $(RUN_STAMP): requirements/run.txt | $(VENV)/bin/uv
 	$(UV) pip install -q --python $(PY) -r requirements/run.txt
@@ -112,11 +115,11 @@ $(DEV_STAMP): requirements/dev.txt $(RUN_STAMP)
 	touch $@
 
 $(CHECKOV_STAMP): requirements/checkov.txt | $(VENV)/bin/uv
-	$(PYTHON) -m venv $(VENV)/checkov
+	$(PYTHON) -m venv --without-pip $(VENV)/checkov
 	$(UV) pip install -q --python $(VENV)/checkov/bin/python -r requirements/checkov.txt
 	touch $@
 
 $(SAM_STAMP): requirements/sam.txt | $(VENV)/bin/uv
-	$(PYTHON) -m venv $(VENV)/sam
+	$(PYTHON) -m venv --without-pip $(VENV)/sam
 	$(UV) pip install -q --python $(VENV)/sam/bin/python -r requirements/sam.txt
 	touch $@
