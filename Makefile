@@ -17,6 +17,9 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
+# pytest-xdist: a worker per core; a test file stays on one worker (its module fixtures, an e2e module's own
+# local stack, start once). `make test XDIST=` runs everything in one process.
+XDIST ?= -n auto --dist loadfile
 
 .PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
 
@@ -30,7 +33,7 @@ demo: $(RUN_STAMP) ## Against a running `make run`: a demo tenant with weeks of 
 	$(PY) -m ops.demo
 
 test: lint typecheck template openapi-check scan ## Everything CI checks
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(XDIST)
 
 scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
 	$(VENV)/bin/bandit -q -r layers functions local_stack ops clients/python/src -ll
@@ -58,13 +61,13 @@ openapi-check: $(RUN_STAMP)
 	$(PY) -m local_stack openapi --check
 
 unit: $(DEV_STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit $(XDIST)
 
 integration: $(DEV_STAMP)
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest tests/integration $(XDIST)
 
 e2e: $(DEV_STAMP)
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/e2e $(XDIST)
 
 fuzz: $(DEV_STAMP) ## schemathesis over every operation of the OpenAPI document, longer than in make test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest tests/e2e/test_fuzz.py -s
