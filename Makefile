@@ -21,7 +21,7 @@ CHECKOV_STAMP := $(VENV)/checkov/.installed
 # local stack, start once). `make test XDIST=` runs everything in one process.
 XDIST ?= -n auto --dist loadfile
 
-.PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
+.PHONY: run metrics test pytest fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run $(ARGS)
@@ -32,7 +32,9 @@ metrics: $(RUN_STAMP) ## The last hour of a running `make run`'s metrics (AWS_PO
 demo: $(RUN_STAMP) ## Against a running `make run`: a demo tenant with weeks of activity; prints the dashboard URL and key
 	$(PY) -m ops.demo
 
-test: lint typecheck template openapi-check scan ## Everything CI checks
+test: lint typecheck template openapi-check scan pytest ## Everything CI checks (`make -j test`: all at once, as .ci/run does)
+
+pytest: $(DEV_STAMP) ## Every test tier
 	$(PY) -m pytest tests $(XDIST)
 
 scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
