@@ -36,6 +36,8 @@ test: lint typecheck template openapi-check scan pytest ## Everything CI checks 
 
 pytest: $(DEV_STAMP) ## Every test tier
 	$(PY) -m pytest tests $(XDIST)
+	@# The e2e conftest names it too, but not from pytest-xdist's workers
+	@! ls $${SCREENSHOT_DIR:-.artifacts/screenshots}/*.png >/dev/null 2>&1 || echo "Dashboard screenshots in $${SCREENSHOT_DIR:-.artifacts/screenshots}"
 
 scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
 	$(VENV)/bin/bandit -q -r layers functions local_stack ops clients/python/src -ll
