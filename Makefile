@@ -8,14 +8,20 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 SAM := $(VENV)/sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is written once and reused by every later interpreter (each Lambda worker, each test process), in
+# .venv/pycache rather than in the repository's __pycache__ folders; uv installs packages without it.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
 
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 SAM_STAMP := $(VENV)/sam/.installed
 CHECKOV_STAMP := $(VENV)/checkov/.installed
+# pytest-xdist: a worker per core; a test file stays on one worker (its module fixtures, an e2e module's own
+# local stack, start once). `make test XDIST=` runs everything in one process.
+XDIST ?= -n auto --dist loadfile
 
-.PHONY: run metrics test fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
+.PHONY: run metrics test pytest fuzz load scan lint typecheck template openapi openapi-check unit integration e2e bench build deploy-dev deploy-prod admin-key rotate-token-secret invoke lock clean demo
 
 run: $(RUN_STAMP) ## Start the local stack: API :3000, Lambda invoke :3001, AWS emulation :5000
 	ROLLUP_SETTLE_SECONDS=$${ROLLUP_SETTLE_SECONDS:-0} $(PY) -m local_stack run $(ARGS)
@@ -26,8 +32,12 @@ metrics: $(RUN_STAMP) ## The last hour of a running `make run`'s metrics (AWS_PO
 demo: $(RUN_STAMP) ## Against a running `make run`: a demo tenant with weeks of activity; prints the dashboard URL and key
 	$(PY) -m ops.demo
 
-test: lint typecheck template openapi-check scan ## Everything CI checks
-	$(PY) -m pytest tests
+test: lint typecheck template openapi-check scan pytest ## Everything CI checks (`make -j test`: all at once, as .ci/run does)
+
+pytest: $(DEV_STAMP) ## Every test tier
+	$(PY) -m pytest tests $(XDIST)
+	@# The e2e conftest names it too, but not from pytest-xdist's workers
+	@! ls $${SCREENSHOT_DIR:-.artifacts/screenshots}/*.png >/dev/null 2>&1 || echo "Dashboard screenshots in $${SCREENSHOT_DIR:-.artifacts/screenshots}"
 
 scan: $(DEV_STAMP) $(CHECKOV_STAMP) ## bandit (medium and up fail), pip-audit on the locked dependencies, checkov on template.yaml
 	$(VENV)/bin/bandit -q -r layers functions local_stack ops clients/python/src -ll
@@ -55,13 +65,13 @@ openapi-check: $(RUN_STAMP)
 	$(PY) -m local_stack openapi --check
 
 unit: $(DEV_STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit $(XDIST)
 
 integration: $(DEV_STAMP)
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest tests/integration $(XDIST)
 
 e2e: $(DEV_STAMP)
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/e2e $(XDIST)
 
 fuzz: $(DEV_STAMP) ## schemathesis over every operation of the OpenAPI document, longer than in make test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest tests/e2e/test_fuzz.py -s
@@ -96,9 +106,12 @@ lock: $(VENV)/bin/uv ## Re-pin requirements/*.txt from requirements/*.in
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
+# The venvs get no pip of their own (ensurepip costs seconds): this Python's pip puts uv into .venv, and uv
+# installs everything else. A Python whose pip cannot (older than 22.3, or none) falls back to ensurepip.
 $(VENV)/bin/uv:
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.9
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install -q --disable-pip-version-check uv==0.13.9 2>/dev/null || \
+		{ $(PY) -m ensurepip -q && $(PY) -m pip install -q --disable-pip-version-check uv==0.13.9; }
 
 $(RUN_STAMP): requirements/run.txt | $(VENV)/bin/uv
 	$(UV) pip install -q --python $(PY) -r requirements/run.txt
@@ -109,11 +122,11 @@ $(DEV_STAMP): requirements/dev.txt $(RUN_STAMP)
 	touch $@
 
 $(CHECKOV_STAMP): requirements/checkov.txt | $(VENV)/bin/uv
-	$(PYTHON) -m venv $(VENV)/checkov
+	$(PYTHON) -m venv --without-pip $(VENV)/checkov
 	$(UV) pip install -q --python $(VENV)/checkov/bin/python -r requirements/checkov.txt
 	touch $@
 
 $(SAM_STAMP): requirements/sam.txt | $(VENV)/bin/uv
-	$(PYTHON) -m venv $(VENV)/sam
+	$(PYTHON) -m venv --without-pip $(VENV)/sam
 	$(UV) pip install -q --python $(VENV)/sam/bin/python -r requirements/sam.txt
 	touch $@

@@ -101,7 +101,6 @@ def _banner(
     ports: dict[str, int],
     admin_key: tuple[str, str],
     base_env: dict[str, str],
-    init_errors: dict[str, Any],
     *,
     log_dir: Path,
     verbose: bool,
@@ -142,10 +141,11 @@ def _banner(
     overridden = _overridden_variables(template, base_env)
     if overridden:
         lines.append(f"Template variables taken from the environment: {', '.join(overridden)}")
-    lines += [
-        f"WARNING: {function} does not load: {error.get('errorMessage')}" for function, error in init_errors.items()
-    ]
     return "\n".join(lines)
+
+
+def _init_error_line(function: str, error: dict[str, Any]) -> str:
+    return f"WARNING: {function} does not load: {error.get('errorMessage')}"
 
 
 def _log_dir(template: Template, api_port: int) -> Path:
@@ -249,7 +249,6 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         environment = {**websocket, **base_env, **emulation}
         runtime = LambdaRuntime(template, environment, args.workers, overrides=environment, log_dir=log_dir)
         cleanup.callback(runtime.shutdown)
-        init_errors = runtime.warm_up()
 
         servers = [
             make_server(
@@ -283,9 +282,12 @@ def run(args: argparse.Namespace, base_env: dict[str, str], stop: threading.Even
         live = LiveActivity(template, runtime.invoke, endpoint, HOST, (ports["WS_PORT"], ports["WS_MANAGEMENT_PORT"]))
         cleanup.callback(live.stop)
 
-        print(_banner(template, ports, admin_key, base_env, init_errors, log_dir=log_dir, verbose=args.verbose))
+        print(_banner(template, ports, admin_key, base_env, log_dir=log_dir, verbose=args.verbose))
         print("\n".join(live.banner()))
         print(f"Local stack ready on http://{HOST}:{ports['PORT']}", flush=True)
+        runtime.warm_up_in_background(
+            lambda function, error: observability.console.print(_init_error_line(function, error))
+        )
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # in this thread only: it alone takes them
         stop.wait()
         print("\nStopping the local stack", file=sys.stderr, flush=True)

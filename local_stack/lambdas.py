@@ -52,7 +52,7 @@ DEFAULT_MAX_WORKERS = 4
 # Lambda gives a function's init phase 10 s of its own; the caller's deadline allows for it (a cold start).
 INIT_ALLOWANCE_SECONDS = 10.0
 ASYNC_RETRY_DELAY_SECONDS = 1.0
-WARM_UP_TIMEOUT_SECONDS = 60.0  # every function starts at once: far slower than one cold start
+WARM_UP_TIMEOUT_SECONDS = 60.0  # one cold start on a busy machine, with room to spare
 SHUTDOWN_GRACE_SECONDS = 2.0  # for a terminated worker to exit before it is killed
 
 
@@ -350,6 +350,7 @@ class FunctionPool:
         self._lock = threading.Lock()
         self._executor = self._new_executor()
         self._closed = False
+        self._used = False
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -363,6 +364,7 @@ class FunctionPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self.setup.function_name} is shut down")
+            self._used = True
             try:
                 return self._executor.submit(function, *args)
             except BrokenProcessPool:
@@ -394,6 +396,11 @@ class FunctionPool:
                 raise
             return _stopping_result()
         return result
+
+    @property
+    def used(self) -> bool:
+        """Whether anything ran (or is running) in this pool: its first worker is started or starting."""
+        return self._used
 
     def warm_up(self) -> dict[str, Any] | None:
         """Starts one worker (a cold start ahead of time); returns the handler's init error, if any."""
@@ -473,13 +480,31 @@ class LambdaRuntime:
             result = self.invoke(logical_id, event)
         return result
 
-    def warm_up(self) -> dict[str, dict[str, Any]]:
-        """Starts one worker per function, in parallel; returns the init errors by logical id."""
-        if not self._pools:
-            return {}
-        with ThreadPoolExecutor(max_workers=len(self._pools)) as starter:
-            errors = dict(zip(self._pools, starter.map(FunctionPool.warm_up, self._pools.values()), strict=True))
-        return {logical_id: error for logical_id, error in errors.items() if error}
+    def warm_up_in_background(self, on_init_error: Callable[[str, dict[str, Any]], None]) -> threading.Thread:
+        """Starts one worker for each function that has none yet, one function at a time, in a thread.
+
+        Nothing waits for it: the stack serves at once, and a function asked for before its turn starts
+        its worker on demand, as a Lambda cold start. One at a time keeps a core free for those
+        requests (twenty interpreters importing boto3 and pydantic at once would hold the machine for
+        seconds). ``on_init_error(logical_id, error)`` hears of each handler that does not load.
+        """
+
+        def warm_up() -> None:
+            for logical_id, pool in self._pools.items():
+                if self._closing.is_set():
+                    return
+                if pool.used:
+                    continue
+                try:
+                    error = pool.warm_up()
+                except (RuntimeError, BrokenProcessPool, CancelledError):  # the stack is stopping
+                    return
+                if error and not self._closing.is_set():
+                    on_init_error(logical_id, error)
+
+        thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def shutdown(self) -> None:
         self._closing.set()

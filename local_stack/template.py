@@ -93,7 +93,13 @@ class TemplateError(ValueError):
 # ---------------------------------------------------------------- YAML
 
 
-class CfnLoader(yaml.SafeLoader):
+try:  # libyaml's parser reads the template about eight times as fast as PyYAML's pure-Python one
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - a PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class CfnLoader(_SafeLoader):
     """A SafeLoader that turns CloudFormation short tags into their long form (``!Sub x`` -> ``{"Fn::Sub": x}``)."""
 
 

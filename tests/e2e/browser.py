@@ -3,6 +3,7 @@ first use (browser downloads from elsewhere fail here), driven with Selenium."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -37,12 +38,22 @@ saved_screenshots: list[Path] = []
 
 @cache
 def ensure_chromium() -> None:
-    """Installs Debian's chromium and its driver with apt when they are missing (once per run)."""
+    """Installs Debian's chromium and its driver with apt when they are missing (once per run).
+
+    The test processes of ``pytest -n`` take turns (a lock file): one installs, the others find it installed.
+    """
     if CHROMIUM.is_file() and CHROMEDRIVER.is_file():
         return
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing: as root, apt-get install -y chromium chromium-driver")
+    with (Path(tempfile.gettempdir()) / "activity-tracker-chromium-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+            _apt_install(apt)
+
+
+def _apt_install(apt: str) -> None:
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in ([apt, "update"], [apt, "install", "-y", "chromium", "chromium-driver"]):
         done = subprocess.run(  # noqa: S603 - fixed arguments

@@ -5,6 +5,7 @@ first 30 s, Ctrl-C half way (a re-run completes it), export, and the statistics 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,12 +13,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from activity_tracker.cli import main
 from tests.e2e.conftest import ROOT, Stack, free_port, rfc3339, run_rollup, send, start_stack, stop_stack
 from tests.e2e.fault_proxy import FaultProxy
 
@@ -39,14 +42,21 @@ def stack() -> Iterator[Stack]:
 
 
 def cli(stack: Stack, key: str, *arguments: str, endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own command
-        [sys.executable, "-m", "activity_tracker", *arguments],
-        env={**os.environ, **cli_environment(stack.api if endpoint is None else endpoint, key)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    """The CLI's ``main`` in this process, with its environment, output and exit status as a command would have.
+
+    What these tests check is the CLI's logic over HTTP; starting an interpreter per call only cost time. The
+    command itself (``python -m activity_tracker``, a process) is what the tests that interrupt an import or
+    start it before the server run.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(stdout), redirect_stderr(stderr):
+        for name, value in cli_environment(stack.api if endpoint is None else endpoint, key).items():
+            patch.setenv(name, value)
+        try:
+            status = main(list(arguments))
+        except SystemExit as exit_:  # argparse's usage errors
+            status = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(["activity-tracker", *arguments], status, stdout.getvalue(), stderr.getvalue())
 
 
 def cli_environment(endpoint: str, key: str) -> dict[str, str]:
