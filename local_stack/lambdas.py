@@ -431,6 +431,51 @@ class FunctionPool:
                 process.join()
 
 
+SETTLE_VARIABLE = "ROLLUP_SETTLE_SECONDS"
+"""A function with this variable counts what other functions wrote (the rollup): see ``InFlight``."""
+
+
+class InFlight:
+    """The invocations running now, so that a rollup can wait for the writes begun before it.
+
+    In the cloud the rollup counts only events received ``ROLLUP_SETTLE_SECONDS`` (60 s) ago: an
+    ingest that took its ``received_at`` but has not written yet is given that long. Locally the
+    settle is 0 and the runtime gives the same guarantee exactly: a settling function starts only
+    once every invocation of another function begun before it has returned (or passed its
+    deadline). Invocations begun after it take a later ``received_at`` than its "now" and are
+    counted by the next run. Settling functions do not wait for each other: two rollups still race
+    for the lease as in the cloud.
+    """
+
+    def __init__(self) -> None:
+        self._deadlines: dict[int, float] = {}
+        self._next = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def running(self, timeout: float) -> Iterator[None]:
+        with self._changed:
+            number = self._next
+            self._next += 1
+            self._deadlines[number] = time.monotonic() + timeout
+        try:
+            yield
+        finally:
+            with self._changed:
+                del self._deadlines[number]
+                self._changed.notify_all()
+
+    def settle(self) -> None:
+        """Waits until the invocations running now have returned or passed their deadline."""
+        with self._changed:
+            earlier = set(self._deadlines)
+            while pending := earlier & self._deadlines.keys():
+                left = max(self._deadlines[number] for number in pending) - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(left)
+
+
 class LambdaRuntime:
     """The functions of a template, each in its own FunctionPool, invoked by logical id or local name."""
 
@@ -452,13 +497,19 @@ class LambdaRuntime:
         self._names.update({logical_id: logical_id for logical_id in template.functions})
         self._background = ThreadPoolExecutor(max_workers=16, thread_name_prefix="event-invocation")
         self._closing = threading.Event()
+        self._in_flight = InFlight()
 
     def resolve(self, name: str) -> str | None:
         """The logical id of a function named by logical id, local name or ARN; None when there is none."""
         return self._names.get(name)
 
     def invoke(self, logical_id: str, event: Any) -> InvokeResult:
-        return self._pools[logical_id].invoke(event)
+        pool = self._pools[logical_id]
+        if SETTLE_VARIABLE in self.template.functions[logical_id].environment:
+            self._in_flight.settle()
+            return pool.invoke(event)
+        with self._in_flight.running(pool.setup.timeout + INIT_ALLOWANCE_SECONDS):
+            return pool.invoke(event)
 
     def invoke_async(self, logical_id: str, event: Any) -> Future[InvokeResult]:
         """An ``Event`` invocation, run in the background and retried on a function error as Lambda does.
