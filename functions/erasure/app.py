@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from tracker import erasure
 from tracker.adapters.lambda_invoke import start_erasure_worker
 from tracker.adapters.tenants_table import erasure_store
-from tracker.models import USER_ID, ErasureAccepted, ErasureOut, ResourceId
+from tracker.erasure_models import ErasureAccepted, ErasureOut
+from tracker.models import USER_ID, ResourceId
 from tracker.rest import (
     create_app,
     documented,

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from tracker import catalog
 from tracker.adapters.catalog_table import event_type_store
-from tracker.models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, SearchText
+from tracker.catalog_models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, SearchText
 from tracker.rest import (
     create_app,
     documented,

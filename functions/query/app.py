@@ -5,8 +5,9 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from tracker.adapters.events_table import event_store
+from tracker.event_models import EventPage
 from tracker.events import EventFilter, query_user_events
-from tracker.models import USER_ID, Action, EventPage, QueryTime
+from tracker.models import USER_ID, Action, QueryTime
 from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of
 from tracker.settings import require_settings
 

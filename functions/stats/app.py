@@ -6,19 +6,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
 from tracker.adapters.aggregates_table import stats_aggregates
-from tracker.models import (
-    USER_ID,
-    Action,
-    ActionDaily,
-    DailyStats,
-    Frequency,
-    QueryDateOrTime,
-    TopUsers,
-    Trend,
-    UserActivity,
-)
+from tracker.models import USER_ID, Action, QueryDateOrTime
 from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
 from tracker.settings import require_settings
+from tracker.stats_models import ActionDaily, DailyStats, Frequency, TopUsers, Trend, UserActivity
 from tracker.timefmt import utc_now
 
 require_settings("aggregates_table")  # fail at init, naming what is missing

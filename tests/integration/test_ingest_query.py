@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local_stack.template import Template
+from tracker.event_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tracker.json_shape import json_depth
-from tracker.models import LAST_MILLISECOND, MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
+from tracker.models import LAST_MILLISECOND, compact_json
 
 from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
 

@@ -9,8 +9,8 @@ from typing import Any
 from tests.fakes import InMemoryTenantStore, InMemoryUsagePlans
 from tracker import auth, tenants
 from tracker.auth import Principal
-from tracker.models import TenantCreate, TenantCreated, TenantOut, TenantPatch
 from tracker.records import RateLimitRecord
+from tracker.tenant_models import TenantCreate, TenantCreated, TenantOut, TenantPatch
 
 TENANT = "ten_unit000000000001"
 OTHER_TENANT = "ten_unit000000000002"

@@ -23,19 +23,17 @@ from tracker.errors import (
     field_error,
     pydantic_details,
 )
-from tracker.interfaces import EventStore, TemporarilyUnavailable, UserEventsQuery
-from tracker.models import (
-    EARLIEST_TIME,
+from tracker.event_models import (
     MAX_EVENT_BYTES,
     BatchItemResult,
     BatchResult,
-    ErrorInfo,
     EventIn,
     EventOut,
     EventPage,
     EventStatus,
-    compact_json,
 )
+from tracker.interfaces import EventStore, TemporarilyUnavailable, UserEventsQuery
+from tracker.models import EARLIEST_TIME, ErrorInfo, compact_json
 from tracker.records import EventRecord
 from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 

@@ -10,7 +10,8 @@ from datetime import datetime
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, Unavailable
 from tracker.interfaces import DuplicateName, TemporarilyUnavailable, TenantStore, UsagePlans
-from tracker.models import (
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
+from tracker.tenant_models import (
     ApiKeyCreated,
     KeyRole,
     RateLimit,
@@ -20,7 +21,6 @@ from tracker.models import (
     TenantPage,
     TenantPatch,
 )
-from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
 from tracker.timefmt import utc_now
 
 API_KEY_PREFIX = "atk_"
