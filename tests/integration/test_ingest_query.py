@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from local_stack.template import Template
 from tracker.event_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
-from tracker.json_shape import json_depth
-from tracker.models import LAST_MILLISECOND, compact_json
+from tracker.json_shape import compact_json, json_depth
+from tracker.models import LAST_MILLISECOND
 
 from .support import Functions, admin_context, api_event, assert_error_shape, event_store, tenant_context
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tracker.json_shape import json_depth
+from tracker.json_shape import compact_json, json_depth
 from tracker.models import (
     Action,
     BodyTime,
@@ -15,7 +15,6 @@ from tracker.models import (
     StrictBody,
     UserId,
     UtcTimestamp,
-    compact_json,
 )
 
 MAX_METADATA_BYTES = 16 * 1024

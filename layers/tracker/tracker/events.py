@@ -33,7 +33,8 @@ from tracker.event_models import (
     EventStatus,
 )
 from tracker.interfaces import EventStore, TemporarilyUnavailable, UserEventsQuery
-from tracker.models import EARLIEST_TIME, ErrorInfo, compact_json
+from tracker.json_shape import compact_json
+from tracker.models import EARLIEST_TIME, ErrorInfo
 from tracker.records import EventRecord
 from tracker.timefmt import ceil_to_millis, format_utc, truncate_to_millis
 

@@ -1,8 +1,9 @@
 """The shape of a JSON value, measured without recursion (no depth, however hostile, can reach
-Python's recursion limit here)."""
+Python's recursion limit here), and its canonical serialization."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -17,3 +18,8 @@ def json_depth(value: Any) -> int:
         deepest = max(deepest, depth)
         pending.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def compact_json(value: Any) -> str:
+    """The canonical serialization used for sizes and fingerprints."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)

@@ -7,7 +7,6 @@ models of its own routes at import; the OpenAPI document is generated from them 
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from datetime import UTC, date, datetime
@@ -101,11 +100,6 @@ def _query_date(value: Any) -> date:
 def _query_date_or_time(value: Any) -> date | datetime:
     """A date (``2025-10-12``) or a time, each under its own rule."""
     return _query_date(value) if isinstance(value, str) and _RFC3339_DATE.fullmatch(value) else _query_time(value)
-
-
-def compact_json(value: Any) -> str:
-    """The canonical serialization used for sizes and fingerprints."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]

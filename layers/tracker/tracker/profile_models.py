@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from tracker.errors import ValidationFailed, pydantic_details
-from tracker.models import UserId, UtcTimestamp, compact_json, no_control_characters
+from tracker.json_shape import compact_json
+from tracker.models import UserId, UtcTimestamp, no_control_characters
 
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 128
