@@ -6,8 +6,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker import stats
 from tracker.adapters.aggregates_table import stats_aggregates
-from tracker.models import USER_ID, Action, QueryDateOrTime
-from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
+from tracker.models import Action, QueryDateOrTime, UserId
+from tracker.rest import create_app, documented, lambda_entry, tenant_id_of, tenant_zone_of
 from tracker.settings import require_settings
 from tracker.stats_models import ActionDaily, DailyStats, Frequency, TopUsers, Trend, UserActivity
 from tracker.timefmt import utc_now
@@ -34,14 +34,13 @@ def _clock() -> stats.TenantClock:
     responses=documented(UserActivity, *STATS_ERRORS),
 )
 def get_user_activity(
-    user_id: str,
+    user_id: Annotated[UserId, Path()],
     period: Annotated[Literal["1h", "4h", "1d"], Query()] = "4h",
     from_: FromParam = None,
     to: DateOrTime = None,
 ) -> UserActivity:
     clock = _clock()
     start, end = stats.instant_range(clock, from_, to, stats.DEFAULT_RANGE)
-    user_id = path_parameter(app, "user_id", USER_ID)
     return stats.user_activity(stats_aggregates(), clock, user_id, period=period, start=start, end=end)
 
 

@@ -116,8 +116,6 @@ BodyTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_rfc333
 QueryTime = Annotated[datetime, BeforeValidator(_query_time)]
 QueryDateOrTime = Annotated[datetime | date, BeforeValidator(_query_date_or_time)]
 _AWARE_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
-USER_ID: TypeAdapter[str] = TypeAdapter(UserId)
-"""The user id rule, for paths: the same as for bodies."""
 
 
 class ErrorDetail(BaseModel):

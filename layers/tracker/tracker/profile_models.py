@@ -10,11 +10,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from tracker.errors import ValidationFailed, pydantic_details
 from tracker.json_shape import compact_json
-from tracker.models import UserId, UtcTimestamp, no_control_characters
+from tracker.models import UtcTimestamp, no_control_characters
 
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 128
@@ -69,17 +68,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)
 Traits = Annotated[dict[str, Any] | None, AfterValidator(_traits)]
 
 
-_USER_ID = TypeAdapter(UserId)
 EXPORT_ID = re.compile(r"exp_[0-9a-f]{20}")
-
-
-def valid_user_id(value: str) -> str:
-    """A user id from a path: the event rule (1-128 characters, no control characters), else a 422."""
-    try:
-        return _USER_ID.validate_python(value)
-    except ValidationError as error:
-        details = [{**detail, "field": "user_id"} for detail in pydantic_details(error.errors())]
-        raise ValidationFailed("The user id is not valid.", details) from None
 
 
 class ProfileIn(BaseModel):
