@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker.adapters.events_table import event_store
 from tracker.event_models import EventPage
-from tracker.events import EventFilter, query_user_events
+from tracker.event_reads import EventFilter, query_user_events
 from tracker.models import Action, QueryTime, UserId
 from tracker.rest import create_app, documented, lambda_entry, tenant_id_of
 from tracker.settings import require_settings

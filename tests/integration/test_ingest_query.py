@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local_stack.template import Template
-from tracker.event_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from tracker.ingest_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tracker.json_shape import compact_json, json_depth
 from tracker.models import LAST_MILLISECOND
 

@@ -15,7 +15,7 @@ from tests.fakes import InMemoryEventStore
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
 from tracker.event_models import EventOut, EventPage
-from tracker.events import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
+from tracker.event_reads import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
 from tracker.records import EventRecord
 
 from .support import OTHER_TENANT, RECEIVED, TENANT

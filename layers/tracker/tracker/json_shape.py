@@ -4,7 +4,9 @@ Python's recursion limit here), and its canonical serialization."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
+
+JsonValue = TypeVar("JsonValue")
 
 
 def json_depth(value: Any) -> int:
@@ -23,3 +25,13 @@ def json_depth(value: Any) -> int:
 def compact_json(value: Any) -> str:
     """The canonical serialization used for sizes and fingerprints."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def within_bounds(value: JsonValue, max_depth: int, max_bytes: int, depth_note: str = "") -> JsonValue:
+    """``value``, when it nests at most ``max_depth`` levels and its canonical serialization is at
+    most ``max_bytes``; otherwise a ValueError saying which (a pydantic validator's message)."""
+    if json_depth(value) > max_depth:
+        raise ValueError(f"must be at most {max_depth} levels deep{depth_note}")
+    if len(compact_json(value).encode()) > max_bytes:
+        raise ValueError(f"must be at most {max_bytes} bytes when serialized")
+    return value

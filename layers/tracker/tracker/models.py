@@ -1,8 +1,9 @@
 """What the HTTP API's bodies share: ids, times, the error shape, the strict body base.
 
-Each area's bodies are in a module of their own (``event_models``, ``tenant_models``, ``catalog_models``,
-``stats_models``, ``erasure_models``, ``profile_models``), so that a function builds only the pydantic
-models of its own routes at import; the OpenAPI document is generated from them all.
+Each area's bodies are in a module of their own (``ingest_models``, ``event_models``, ``tenant_models``,
+``catalog_models``, ``stats_models``, ``erasure_models``, ``profile_models``), so that a function
+builds only the pydantic models of its own routes at import; the OpenAPI document is generated
+from them all.
 """
 
 from __future__ import annotations

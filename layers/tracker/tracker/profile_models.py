@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from tracker.json_shape import compact_json
+from tracker.json_shape import within_bounds
 from tracker.models import UtcTimestamp, no_control_characters
 
 MAX_EMAIL_CHARS = 254
@@ -44,22 +44,10 @@ def _e164(value: str) -> str:
     return value
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
-
-
 def _traits(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if _depth(value) > MAX_TRAITS_DEPTH:
-        raise ValueError(f"must be at most {MAX_TRAITS_DEPTH} levels deep")
-    if len(compact_json(value).encode()) > MAX_TRAITS_BYTES:
-        raise ValueError(f"must be at most {MAX_TRAITS_BYTES} bytes when serialized")
-    return value
+    return within_bounds(value, MAX_TRAITS_DEPTH, MAX_TRAITS_BYTES)
 
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_CHARS), AfterValidator(_addr_spec)]
