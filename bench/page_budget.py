@@ -1,6 +1,6 @@
 """``python -m bench.page_budget``: what cutting pages of events at a byte budget costs.
 
-A page of 1000 events assembled by ``tracker.events.query_user_events`` over an in-memory store
+A page of 1000 events assembled by ``tracker.event_reads.query_user_events`` over an in-memory store
 (so the figures are the domain's own CPU, without DynamoDB): the time per page, the share spent
 measuring items (``payload_bytes``), the reads of the store and the events in the page.
 """
@@ -19,7 +19,7 @@ EVENTS = 1000
 
 def main() -> None:
     use_layers(load_template())
-    from tracker.events import EventFilter, payload_bytes, query_user_events
+    from tracker.event_reads import EventFilter, payload_bytes, query_user_events
     from tracker.interfaces import UserEventsQuery
     from tracker.records import EventRecord
 

@@ -1,8 +1,11 @@
 """POST /v1/auth/token: a short-lived bearer token (JWT) for the key that calls it."""
 
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
 from tracker import tokens
 from tracker.adapters.signing_keys import signing_keys
-from tracker.models import AccessToken
 from tracker.rest import authorizer_context, create_app, documented, lambda_entry
 from tracker.settings import require_settings
 from tracker.timefmt import utc_now
@@ -10,6 +13,13 @@ from tracker.timefmt import utc_now
 require_settings("token_signing_secret")  # fail at init, naming what is missing
 
 app = create_app()
+
+
+# Only this function builds its answer, so the model is defined here (no other function pays for it).
+class AccessToken(BaseModel):
+    access_token: str = Field(description="A signed JWT; send it as `Authorization: Bearer <token>`.")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    expires_in: int = Field(description="Seconds until it expires.")
 
 
 @app.post(

@@ -8,14 +8,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from tracker import erasure
 from tracker.adapters.lambda_invoke import start_erasure_worker
 from tracker.adapters.tenants_table import erasure_store
-from tracker.models import USER_ID, ErasureAccepted, ErasureOut, ResourceId
+from tracker.erasure_models import ErasureAccepted, ErasureOut
+from tracker.models import ResourceId, UserId
 from tracker.rest import (
     create_app,
     documented,
     error_responses,
     lambda_entry,
     model_response,
-    path_parameter,
     tenant_id_of,
 )
 from tracker.settings import require_settings
@@ -34,10 +34,8 @@ app = create_app()
         **error_responses(401, 403, 422, 429, 503),
     },
 )
-def delete_user(user_id: str) -> Response[ErasureAccepted]:  # noqa: ARG001 - routed but still percent-encoded
-    accepted = erasure.request_erasure(
-        erasure_store(), tenant_id_of(app), path_parameter(app, "user_id", USER_ID), start_erasure_worker
-    )
+def delete_user(user_id: Annotated[UserId, Path()]) -> Response[ErasureAccepted]:
+    accepted = erasure.request_erasure(erasure_store(), tenant_id_of(app), user_id, start_erasure_worker)
     return model_response(202, accepted)
 
 

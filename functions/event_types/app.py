@@ -7,14 +7,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from tracker import catalog
 from tracker.adapters.catalog_table import event_type_store
-from tracker.models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, SearchText
+from tracker.catalog_models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, SearchText
 from tracker.rest import (
     create_app,
     documented,
     error_responses,
     lambda_entry,
     model_response,
-    path_parameter,
     tenant_id_of,
 )
 from tracker.settings import require_settings
@@ -58,8 +57,8 @@ def list_event_types(
     tags=["event types"],
     responses=documented(EventTypeOut, 404, *ERRORS),
 )
-def get_event_type(name: str) -> EventTypeOut:  # noqa: ARG001 - the decoded path parameter is read below
-    return catalog.get_event_type(event_type_store(), tenant_id_of(app), path_parameter(app, "name"))
+def get_event_type(name: str) -> EventTypeOut:
+    return catalog.get_event_type(event_type_store(), tenant_id_of(app), name)
 
 
 @app.patch(
@@ -68,8 +67,8 @@ def get_event_type(name: str) -> EventTypeOut:  # noqa: ARG001 - the decoded pat
     tags=["event types"],
     responses=documented(EventTypeOut, 404, 413, 415, *ERRORS),
 )
-def update_event_type(name: str, patch: Annotated[EventTypePatch, Body()]) -> EventTypeOut:  # noqa: ARG001
-    return catalog.update_event_type(event_type_store(), tenant_id_of(app), path_parameter(app, "name"), patch)
+def update_event_type(name: str, patch: Annotated[EventTypePatch, Body()]) -> EventTypeOut:
+    return catalog.update_event_type(event_type_store(), tenant_id_of(app), name, patch)
 
 
 @app.delete(
@@ -78,8 +77,8 @@ def update_event_type(name: str, patch: Annotated[EventTypePatch, Body()]) -> Ev
     tags=["event types"],
     responses={204: {"description": "Deleted"}, **error_responses(404, *ERRORS)},
 )
-def delete_event_type(name: str) -> Response[None]:  # noqa: ARG001 - the decoded path parameter is read below
-    catalog.delete_event_type(event_type_store(), tenant_id_of(app), path_parameter(app, "name"))
+def delete_event_type(name: str) -> Response[None]:
+    catalog.delete_event_type(event_type_store(), tenant_id_of(app), name)
     return Response(status_code=204)
 
 

@@ -1,19 +1,22 @@
 """Data export on request: POST /v1/users/{user_id}/exports and GET /v1/exports/{export_id}."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from tracker import exports
 from tracker.adapters.exports_bucket import export_files
 from tracker.adapters.lambda_invoke import start_export_worker
 from tracker.adapters.profiles_table import profile_store
-from tracker.profile_models import ExportAccepted, ExportOut, valid_user_id
+from tracker.models import UserId
+from tracker.profile_models import ExportAccepted, ExportOut
 from tracker.rest import (
     create_app,
     documented,
     error_responses,
     lambda_entry,
     model_response,
-    path_parameter,
     tenant_id_of,
 )
 from tracker.settings import require_settings
@@ -32,8 +35,7 @@ app = create_app()
         **error_responses(401, 403, 422, 429, 503),
     },
 )
-def create_export(user_id: str) -> Response[ExportAccepted]:
-    user_id = valid_user_id(path_parameter(app, "user_id"))
+def create_export(user_id: Annotated[UserId, Path()]) -> Response[ExportAccepted]:
     accepted = exports.request_export(profile_store(), tenant_id_of(app), user_id, start_export_worker)
     return model_response(202, accepted)
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from tracker import events, tracking_plan
 from tracker.adapters.catalog_table import event_type_store
 from tracker.adapters.events_table import event_store
-from tracker.models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
+from tracker.ingest_models import MAX_BATCH_BYTES, MAX_EVENT_BYTES, BatchIn, BatchResult, EventIn, EventStatus
 from tracker.observability import metrics
 from tracker.records import Role, ValidationMode
 from tracker.rest import (

@@ -3,12 +3,13 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from tracker.adapters.lookup_secret import lookup_key_source
 from tracker.adapters.profiles_table import profile_store
 from tracker.errors import BadRequest, field_error
-from tracker.profile_models import Email, ProfileIn, ProfileList, ProfileOut, valid_user_id
+from tracker.models import UserId
+from tracker.profile_models import Email, ProfileIn, ProfileList, ProfileOut
 from tracker.profiles import Profiles
 from tracker.rest import (
     create_app,
@@ -16,7 +17,6 @@ from tracker.rest import (
     error_responses,
     lambda_entry,
     model_response,
-    path_parameter,
     tenant_id_of,
 )
 from tracker.settings import require_settings
@@ -28,15 +28,11 @@ PROFILE_PATH = "/v1/users/{user_id}/profile"
 MAX_PROFILE_BODY_BYTES = 16 * 1024
 ERRORS = (400, 401, 403, 413, 422, 429, 503)
 READ_ERRORS = (401, 403, 404, 422, 429, 503)
+UserIdParam = Annotated[UserId, Path()]
 
 
 def profiles() -> Profiles:
     return Profiles(profile_store(), lookup_key_source())
-
-
-def user_id_of_path() -> str:
-    # The routed user_id is still percent-encoded; the path parameter is the decoded one.
-    return valid_user_id(path_parameter(app, "user_id"))
 
 
 @app.put(
@@ -49,8 +45,8 @@ def user_id_of_path() -> str:
         **error_responses(409, 415, *ERRORS),
     },
 )
-def put_profile(user_id: str, profile: Annotated[ProfileIn, Body()]) -> Response[ProfileOut]:  # noqa: ARG001
-    saved, created = profiles().put(tenant_id_of(app), user_id_of_path(), profile)
+def put_profile(user_id: UserIdParam, profile: Annotated[ProfileIn, Body()]) -> Response[ProfileOut]:
+    saved, created = profiles().put(tenant_id_of(app), user_id, profile)
     return model_response(201 if created else 200, saved)
 
 
@@ -60,8 +56,8 @@ def put_profile(user_id: str, profile: Annotated[ProfileIn, Body()]) -> Response
     tags=["profiles"],
     responses=documented(ProfileOut, 404, 409, 415, *ERRORS),
 )
-def patch_profile(user_id: str, change: Annotated[ProfileIn, Body()]) -> ProfileOut:  # noqa: ARG001
-    return profiles().patch(tenant_id_of(app), user_id_of_path(), change)
+def patch_profile(user_id: UserIdParam, change: Annotated[ProfileIn, Body()]) -> ProfileOut:
+    return profiles().patch(tenant_id_of(app), user_id, change)
 
 
 @app.get(
@@ -70,8 +66,8 @@ def patch_profile(user_id: str, change: Annotated[ProfileIn, Body()]) -> Profile
     tags=["profiles"],
     responses=documented(ProfileOut, *READ_ERRORS),
 )
-def get_profile(user_id: str) -> ProfileOut:  # noqa: ARG001
-    return profiles().get(tenant_id_of(app), user_id_of_path())
+def get_profile(user_id: UserIdParam) -> ProfileOut:
+    return profiles().get(tenant_id_of(app), user_id)
 
 
 @app.delete(
@@ -80,8 +76,8 @@ def get_profile(user_id: str) -> ProfileOut:  # noqa: ARG001
     tags=["profiles"],
     responses={204: {"description": "Deleted (or there was none)"}, **error_responses(401, 403, 422, 429, 503)},
 )
-def delete_profile(user_id: str) -> Response[None]:  # noqa: ARG001
-    profiles().delete(tenant_id_of(app), user_id_of_path())
+def delete_profile(user_id: UserIdParam) -> Response[None]:
+    profiles().delete(tenant_id_of(app), user_id)
     return Response(status_code=204)
 
 

@@ -2,12 +2,13 @@
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from tracker.adapters.events_table import event_store
-from tracker.events import EventFilter, query_user_events
-from tracker.models import USER_ID, Action, EventPage, QueryTime
-from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of
+from tracker.event_models import EventPage
+from tracker.event_reads import EventFilter, query_user_events
+from tracker.models import Action, QueryTime, UserId
+from tracker.rest import create_app, documented, lambda_entry, tenant_id_of
 from tracker.settings import require_settings
 
 require_settings("events_table")  # fail at init, naming what is missing
@@ -28,7 +29,7 @@ app = create_app()
     responses=documented(EventPage, 400, 401, 403, 422, 429, 503),
 )
 def get_user_events(  # noqa: PLR0917 - one argument per query parameter
-    user_id: str,  # noqa: ARG001 - routed but still percent-encoded; the decoded one is read below
+    user_id: Annotated[UserId, Path()],
     from_: Annotated[QueryTime | None, Query(alias="from", description="Inclusive start (RFC 3339)")] = None,
     to: Annotated[QueryTime | None, Query(description="Exclusive end (RFC 3339)")] = None,
     action: Annotated[Action | None, Query(description="Only this action")] = None,
@@ -37,9 +38,7 @@ def get_user_events(  # noqa: PLR0917 - one argument per query parameter
     cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
 ) -> EventPage:
     event_filter = EventFilter(start=from_, end=to, action=action, descending=order == "desc", limit=limit)
-    # The routed user_id is still percent-encoded; the path parameter is the decoded one, under the body's rule.
-    user = path_parameter(app, "user_id", USER_ID)
-    return query_user_events(event_store(), tenant_id_of(app), user, event_filter, cursor)
+    return query_user_events(event_store(), tenant_id_of(app), user_id, event_filter, cursor)
 
 
 lambda_handler = lambda_entry(app)

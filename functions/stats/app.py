@@ -8,15 +8,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from tracker import stats
 from tracker.adapters.aggregates_table import stats_aggregates
 from tracker.exact_json import exact_model_json
-from tracker.models import (
-    PROPERTY_NAME,
-    USER_ID,
-    Action,
+from tracker.models import Action, QueryDateOrTime, UserId
+from tracker.rest import create_app, documented, lambda_entry, tenant_id_of, tenant_zone_of
+from tracker.settings import require_settings
+from tracker.stats_models import (
     ActionDaily,
     DailyStats,
     Frequency,
     PropertyDaily,
-    QueryDateOrTime,
+    PropertyPathName,
     TopUsers,
     TopUsersBy,
     Trend,
@@ -24,8 +24,6 @@ from tracker.models import (
     UserPoints,
     Violations,
 )
-from tracker.rest import create_app, documented, lambda_entry, path_parameter, tenant_id_of, tenant_zone_of
-from tracker.settings import require_settings
 from tracker.timefmt import utc_now
 
 require_settings("aggregates_table")  # fail at init, naming what is missing
@@ -50,14 +48,13 @@ def _clock() -> stats.TenantClock:
     responses=documented(UserActivity, *STATS_ERRORS),
 )
 def get_user_activity(
-    user_id: str,
+    user_id: Annotated[UserId, Path()],
     period: Annotated[Literal["1h", "4h", "1d"], Query()] = "4h",
     from_: FromParam = None,
     to: DateOrTime = None,
 ) -> UserActivity:
     clock = _clock()
     start, end = stats.instant_range(clock, from_, to, stats.DEFAULT_RANGE)
-    user_id = path_parameter(app, "user_id", USER_ID)
     return stats.user_activity(stats_aggregates(), clock, user_id, period=period, start=start, end=end)
 
 
@@ -128,8 +125,7 @@ def get_action_daily(action: Annotated[Action, Path()], from_: FromParam = None,
     tags=["statistics"],
     responses=documented(UserPoints, *STATS_ERRORS),
 )
-def get_user_points(user_id: str, from_: FromParam = None, to: DateOrTime = None) -> UserPoints:
-    user_id = path_parameter(app, "user_id", USER_ID)
+def get_user_points(user_id: Annotated[UserId, Path()], from_: FromParam = None, to: DateOrTime = None) -> UserPoints:
     return stats.user_points(stats_aggregates(), _clock(), user_id, from_, to)
 
 
@@ -141,13 +137,12 @@ def get_user_points(user_id: str, from_: FromParam = None, to: DateOrTime = None
 )
 def get_property_daily(
     action: Annotated[Action, Path()],
-    property: Annotated[str, Path(description="A metadata key: 1-128 characters, no control character")],
+    property: Annotated[PropertyPathName, Path(description="A metadata key: 1-128 characters, no control character")],
     from_: FromParam = None,
     to: DateOrTime = None,
 ) -> Response[str]:
     clock = _clock()
     days = stats.date_range(clock, from_, to)
-    property = path_parameter(app, "property", PROPERTY_NAME)  # as API Gateway decoded it
     answer = stats.property_daily(stats_aggregates(), clock, days, action, property)
     # Written here, not by the resolver: its encoders make a Decimal a string or a float.
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=exact_model_json(answer))

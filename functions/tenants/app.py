@@ -8,18 +8,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from tracker import tenants
 from tracker.adapters.tenants_table import tenant_store
 from tracker.adapters.usage_plans import usage_plans
-from tracker.models import (
+from tracker.models import ResourceId
+from tracker.rest import create_admin_app, documented, error_responses, lambda_entry, model_response
+from tracker.settings import require_settings
+from tracker.tenant_models import (
     ApiKeyCreated,
     KeyCreate,
-    ResourceId,
     TenantCreate,
     TenantCreated,
     TenantOut,
     TenantPage,
     TenantPatch,
 )
-from tracker.rest import create_admin_app, documented, error_responses, lambda_entry, model_response
-from tracker.settings import require_settings
 
 require_settings("tenants_table", "usage_plan_name")  # fail at init, naming what is missing
 

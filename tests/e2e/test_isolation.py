@@ -27,7 +27,7 @@ import pytest
 from local_stack.template import load_template
 from tests.e2e.conftest import ROOT, Reply, Stack, rfc3339, run_rollup, send
 from tracker.cursor import encode_cursor
-from tracker.events import EventFilter
+from tracker.event_reads import EventFilter
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from local_stack.template import Template
 from tests.fakes import brute_force_user_events
-from tracker.json_shape import json_depth
-from tracker.models import LAST_MILLISECOND, MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, compact_json
+from tracker.ingest_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from tracker.json_shape import compact_json, json_depth
+from tracker.models import LAST_MILLISECOND
 
 from .support import (
     Functions,

@@ -10,8 +10,8 @@ from tests.fakes import InMemoryTenantStore, InMemoryUsagePlans
 from tracker import auth, tenants
 from tracker.aggregates import ReceivedEvent
 from tracker.auth import Principal
-from tracker.models import TenantCreate, TenantCreated, TenantOut, TenantPatch
 from tracker.records import RateLimitRecord
+from tracker.tenant_models import TenantCreate, TenantCreated, TenantOut, TenantPatch
 
 TENANT = "ten_unit000000000001"
 OTHER_TENANT = "ten_unit000000000002"

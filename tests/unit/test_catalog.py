@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from tests.fakes import InMemoryEventTypeStore
 from tracker import catalog
+from tracker.catalog_models import EventTypeIn, EventTypePage, EventTypePatch
 from tracker.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from tracker.interfaces import EventTypeChanges
-from tracker.models import EventTypeIn, EventTypePage, EventTypePatch
 
 from .support import OTHER_TENANT, RECEIVED, TENANT
 

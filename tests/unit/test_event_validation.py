@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from tracker.errors import ApiError, PayloadTooLarge, ValidationFailed
 from tracker.events import prepare_event
+from tracker.ingest_models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tracker.json_shape import json_depth
-from tracker.models import MAX_EVENT_BYTES, MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from tracker.records import EventRecord
 from tracker.timefmt import format_utc
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.fakes import InMemoryEventStore
 from tracker.errors import Conflict, Unavailable
 from tracker.events import ingest_batch, prepare_event, store_event
-from tracker.models import MAX_EVENT_BYTES, BatchResult
+from tracker.ingest_models import MAX_EVENT_BYTES, BatchResult
 
 from .support import OTHER_TENANT, RECEIVED, TENANT, raw_event
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from tests.fakes import InMemoryEventStore, brute_force_user_events
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import BadRequest, Unavailable, ValidationFailed
-from tracker.events import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
-from tracker.models import EventOut, EventPage
+from tracker.event_models import EventOut, EventPage
+from tracker.event_reads import OCCURRED_KEY, EventFilter, payload_bytes, query_user_events
 from tracker.records import EventRecord
 
 from .support import OTHER_TENANT, RECEIVED, TENANT

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from tests.fakes import DEFAULT_PLAN, InMemoryTenantStore
 from tracker.errors import BadRequest, Conflict, NotFound, Unauthorized
 from tracker.interfaces import TemporarilyUnavailable
-from tracker.models import RateLimit, TenantCreate, TenantPatch
 from tracker.records import RateLimitRecord
+from tracker.tenant_models import RateLimit, TenantCreate, TenantPatch
 from tracker.tenants import API_KEY_PREFIX, create_admin_key, create_key, hash_api_key, list_tenants, revoke_key
 
 from .support import RECEIVED, Admin

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from tests.fakes import InMemoryEventStore, InMemoryEventTypeStore
 from tracker import catalog
+from tracker.catalog_models import EventTypeIn, EventTypePatch
 from tracker.errors import ValidationFailed
 from tracker.events import ingest_batch, prepare_event
-from tracker.models import EventTypeIn, EventTypePatch
 from tracker.records import EventRecord, EventTypeRecord, ValidationMode
 from tracker.tracking_plan import CatalogCache, plan_screen, screen_one, screen_records, violations_of
 

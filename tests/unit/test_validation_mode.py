@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tracker.models import TenantPatch
+from tracker.tenant_models import TenantPatch
 
 from .support import Admin
 

@@ -17,8 +17,7 @@ from typing import Any
 from tracker import tokens
 from tracker.errors import Unauthorized
 from tracker.interfaces import SigningKeys, TenantStore
-from tracker.records import ApiKeyRecord, RateLimitRecord, Role, ValidationMode
-from tracker.tenants import hash_api_key
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role, ValidationMode, hash_api_key
 
 ADMIN_PATHS = ("*/v1/tenants", "*/v1/tenants/*")
 DATA_PATHS = ("*/v1/*",)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from tracker.catalog_models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, PropertySpec
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, ValidationFailed, field_error
 from tracker.interfaces import DuplicateEventType, EventTypeChanges, EventTypeSearch, EventTypeStore
-from tracker.models import EventTypeIn, EventTypeOut, EventTypePage, EventTypePatch, PropertySpec
 from tracker.records import EventTypeRecord, PropertyRule
 from tracker.timefmt import utc_now
 

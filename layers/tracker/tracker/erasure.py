@@ -19,9 +19,9 @@ from dataclasses import replace
 from datetime import date
 
 from tracker.aggregates import PART_SEPARATOR, day_users_partition
+from tracker.erasure_models import ErasureAccepted, ErasureOut
 from tracker.errors import NotFound
 from tracker.interfaces import ErasureStore, ProfileEraser, TemporarilyUnavailable, UserAggregateEraser, UserEventEraser
-from tracker.models import ErasureAccepted, ErasureOut
 from tracker.records import ErasureRecord
 from tracker.timefmt import utc_now
 

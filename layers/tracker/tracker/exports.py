@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Literal
 
 from tracker.errors import NotFound
-from tracker.events import event_out
+from tracker.event_reads import event_out
 from tracker.interfaces import EventStore, ExportFiles, ExportStore, ProfileStore, UserEventsQuery
 from tracker.profile_models import EXPORT_ID, ExportAccepted, ExportError, ExportOut, ExportPart, ExportRecord
 from tracker.profiles import profile_out

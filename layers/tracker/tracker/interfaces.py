@@ -9,19 +9,22 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from tracker.aggregates import AggregateKey, ReceivedEvent, StoredAggregate
-from tracker.profile_models import ExportPart, ExportRecord, ProfileRecord
-from tracker.records import (
-    ApiKeyRecord,
-    ErasureRecord,
-    EventRecord,
-    EventTypeRecord,
-    PropertyRule,
-    RateLimitRecord,
-    TenantRecord,
-)
+if TYPE_CHECKING:
+    # Named in signatures only: a function imports the records its own store and logic use, not
+    # every area's pydantic models (profiles, exports) through the interfaces.
+    from tracker.aggregates import AggregateKey, ReceivedEvent, StoredAggregate
+    from tracker.profile_models import ExportPart, ExportRecord, ProfileRecord
+    from tracker.records import (
+        ApiKeyRecord,
+        ErasureRecord,
+        EventRecord,
+        EventTypeRecord,
+        PropertyRule,
+        RateLimitRecord,
+        TenantRecord,
+    )
 
 
 class TemporarilyUnavailable(Exception):

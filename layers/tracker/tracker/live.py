@@ -29,7 +29,7 @@ from tracker.errors import (
     field_error,
     pydantic_details,
 )
-from tracker.events import event_out
+from tracker.event_reads import event_out
 from tracker.interfaces import (
     ConnectionGone,
     ConnectionStore,

@@ -10,10 +10,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from tracker.errors import ValidationFailed, pydantic_details
-from tracker.models import UserId, UtcTimestamp, compact_json, no_control_characters
+from tracker.json_shape import within_bounds
+from tracker.models import UtcTimestamp, no_control_characters
 
 MAX_EMAIL_CHARS = 254
 MAX_NAME_CHARS = 128
@@ -44,22 +44,10 @@ def _e164(value: str) -> str:
     return value
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
-
-
 def _traits(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if _depth(value) > MAX_TRAITS_DEPTH:
-        raise ValueError(f"must be at most {MAX_TRAITS_DEPTH} levels deep")
-    if len(compact_json(value).encode()) > MAX_TRAITS_BYTES:
-        raise ValueError(f"must be at most {MAX_TRAITS_BYTES} bytes when serialized")
-    return value
+    return within_bounds(value, MAX_TRAITS_DEPTH, MAX_TRAITS_BYTES)
 
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_CHARS), AfterValidator(_addr_spec)]
@@ -68,17 +56,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)
 Traits = Annotated[dict[str, Any] | None, AfterValidator(_traits)]
 
 
-_USER_ID = TypeAdapter(UserId)
 EXPORT_ID = re.compile(r"exp_[0-9a-f]{20}")
-
-
-def valid_user_id(value: str) -> str:
-    """A user id from a path: the event rule (1-128 characters, no control characters), else a 422."""
-    try:
-        return _USER_ID.validate_python(value)
-    except ValidationError as error:
-        details = [{**detail, "field": "user_id"} for detail in pydantic_details(error.errors())]
-        raise ValidationFailed("The user id is not valid.", details) from None
 
 
 class ProfileIn(BaseModel):

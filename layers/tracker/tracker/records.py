@@ -84,6 +84,11 @@ def user_key(tenant_id: str, user_id: str) -> str:
     return f"{tenant_id}#{user_id}"
 
 
+def hash_api_key(api_key: str) -> str:
+    """What a key is stored and looked up by (``APIKEY#{sha256}``): never the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
 class RateLimitRecord(BaseModel):
     rate: float
     burst: int

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
+from re import Match
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
 from tracker.cors import response_headers
 from tracker.errors import (
@@ -140,9 +141,25 @@ def _unexpected(_error: Exception) -> Response[str]:
     return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, body)
 
 
+class DecodedPathResolver(APIGatewayRestResolver):
+    """A REST resolver that hands each route its path parameters as API Gateway decoded them.
+
+    Powertools matches a route against the event's ``path``, which is still percent-encoded
+    (``/v1/users/a%2Fb/events``), and by default passes the matched text (``a%2Fb``) to the
+    handler. API Gateway's ``pathParameters`` hold the decoded values (``a/b``): those are what
+    the handlers take, validated under their annotations like any other parameter. (Powertools'
+    own Bedrock resolver overrides the same method to take its parameters from the event.)
+    """
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        decoded = self.current_event.path_parameters or {}
+        return {name: decoded.get(name, matched) for name, matched in match.groupdict().items()}
+
+
 def create_app() -> APIGatewayRestResolver:
-    """A REST API resolver whose every error, expected or not, has the contract's shape."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    """A REST API resolver whose every error, expected or not, has the contract's shape, and
+    whose routes take their path parameters decoded (``DecodedPathResolver``)."""
+    app = DecodedPathResolver(enable_validation=True)
     app.exception_handler(ApiError)(_error_response)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(RequestValidationError)(_validation_response)
@@ -189,19 +206,6 @@ def create_admin_app() -> APIGatewayRestResolver:
     app = create_app()
     app.use(middlewares=[_admin_only])
     return app
-
-
-def path_parameter(app: APIGatewayRestResolver, name: str, rule: TypeAdapter[str] | None = None) -> str:
-    """A path parameter as API Gateway decoded it (the routed ``path`` is still percent-encoded),
-    checked by ``rule`` (the body field of the same name's): a 422 naming it when it breaks it."""
-    value = str((app.current_event.path_parameters or {})[name])
-    if rule is None:
-        return value
-    try:
-        return rule.validate_python(value)
-    except ValidationError as error:
-        errors = [{**entry, "loc": (name, *entry["loc"])} for entry in error.errors()]
-        raise ValidationFailed("The request is not valid.", pydantic_details(errors)) from None
 
 
 def lambda_entry(

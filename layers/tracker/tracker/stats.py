@@ -32,7 +32,7 @@ from tracker.aggregates import (
 from tracker.errors import Unavailable, ValidationFailed, field_error
 from tracker.interfaces import StatsStore
 from tracker.local_calendar import Period, dates, day_start, local_date, local_hour_start, next_hour_start, windows
-from tracker.models import (
+from tracker.stats_models import (
     MAX_ACTIVITY_WINDOWS,
     MAX_RANGE_DAYS,
     ActionDaily,

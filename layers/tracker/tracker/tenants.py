@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from datetime import datetime
@@ -10,7 +9,8 @@ from datetime import datetime
 from tracker.cursor import decode_cursor, encode_cursor
 from tracker.errors import Conflict, NotFound, Unavailable
 from tracker.interfaces import DuplicateName, TemporarilyUnavailable, TenantStore, UsagePlans
-from tracker.models import (
+from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord, hash_api_key
+from tracker.tenant_models import (
     ApiKeyCreated,
     KeyRole,
     RateLimit,
@@ -20,17 +20,12 @@ from tracker.models import (
     TenantPage,
     TenantPatch,
 )
-from tracker.records import ApiKeyRecord, RateLimitRecord, Role, TenantRecord
 from tracker.timefmt import utc_now
 
 API_KEY_PREFIX = "atk_"
 _LIST_BINDING = ("tenants",)
 # A position in the tenant list: "{created_at}#{tenant_id}".
 _LIST_POSITION = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#ten_[0-9a-f]{16}")
-
-
-def hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def _new_key(role: Role, tenant_id: str | None, now: datetime, api_key: str | None = None) -> tuple[str, ApiKeyRecord]:

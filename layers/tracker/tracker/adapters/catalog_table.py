@@ -28,7 +28,7 @@ from tracker.interfaces import (
     EventTypeSearch,
     TemporarilyUnavailable,
 )
-from tracker.models import compact_json
+from tracker.json_shape import compact_json
 from tracker.records import EventTypeRecord, PropertyRule
 from tracker.settings import require_settings
 from tracker.timefmt import format_utc, parse_utc

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from tracker.adapters.clients import error_code, translated_errors
 from tracker.adapters.dynamodb import Item, attr_s, batch_write, dynamodb_client
 from tracker.interfaces import TemporarilyUnavailable, UserEventsQuery
-from tracker.models import compact_json
+from tracker.json_shape import compact_json
 from tracker.records import EventRecord, Violation, event_pk, user_key
 from tracker.settings import require_settings
 from tracker.timefmt import format_utc, parse_utc

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import boto3
 
 from tracker.adapters.clients import client_config, translated_errors
-from tracker.profile_models import ExportRecord
-from tracker.records import ErasureRecord
 from tracker.settings import require_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+
+    from tracker.profile_models import ExportRecord
+    from tracker.records import ErasureRecord
 
 
 @cache
