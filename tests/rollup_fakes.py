@@ -16,9 +16,6 @@ the brute-force reference every statistic is compared with, and the checks that 
   ``check_statistics`` and ``check_some`` read statistics through ``tracker.stats`` and compare
   each answer with the brute force at that answer's own ``as_of``; ``check_catalog_statistics``
   does the same for points, numeric properties and violations, read from the aggregates' accessors.
-- ``moto_transactions_copy_each_table_once`` keeps moto's TransactWriteItems from copying a whole
-  table once per item (the integration suites would take minutes): ``local_stack.emulator``'s patch,
-  where every patch of moto is (this name stays for the suites that import it from here).
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
-from local_stack.emulator import transactions_without_table_copies
 from tracker import stats
 from tracker.aggregates import (
     AggregateKey,
@@ -51,9 +47,6 @@ from tracker.local_calendar import dates, local_date, windows
 from tracker.rollup import RollupReport, run_rollup
 from tracker.stats import TenantClock
 from tracker.timefmt import format_utc, parse_utc
-
-moto_transactions_copy_each_table_once = transactions_without_table_copies
-"""The suites' name for ``local_stack.emulator``'s TransactWriteItems patch (no table copied at all)."""
 
 # ---------------------------------------------------------------- the in-memory store
 

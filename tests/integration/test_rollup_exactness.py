@@ -4,7 +4,6 @@ brute-force count over the stored events, whatever happens to the runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from local_stack.aws import create_tables
-from local_stack.template import REPO_ROOT, Template, load_template
+from local_stack.template import REPO_ROOT, Template
 from tests.rollup_fakes import (
     LEASE,
     CatalogEntry,
@@ -37,9 +36,9 @@ from tests.rollup_fakes import (
     check_statistics,
     erased,
     faults,
-    moto_transactions_copy_each_table_once,
     rollup_under_fault,
 )
+from tests.support import emf_documents, function_environment, lambda_context, load_function_module
 from tracker import catalog as event_types
 from tracker import settings as tracker_settings
 from tracker import stats
@@ -69,43 +68,12 @@ EVENTS_DIR = REPO_ROOT / "events" / "rollup"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fast_moto_transactions() -> Iterator[None]:
-    with moto_transactions_copy_each_table_once():
-        yield
-
-
-@pytest.fixture(scope="module")
-def stack_template() -> Template:
-    return load_template()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _environment(stack_template: Template) -> Iterator[None]:
-    """The rollup function's environment from template.yaml, with fake credentials for moto."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in stack_template.functions["RollupFunction"].environment.items():
-            patch.setenv(name, value)
-        patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", stack_template.region)
-        patch.setenv("AWS_REGION", stack_template.region)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield
-
-
-def _clear_caches() -> None:
+def _environment(template: Template, aws_environment: None) -> Iterator[None]:
+    """The rollup function's environment from template.yaml; its cached client made afresh in it and forgotten after."""
     dynamodb.dynamodb_client.cache_clear()
-    tracker_settings.get_settings.cache_clear()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_settings(_environment: None) -> Iterator[None]:
-    """Settings and the cached client are made from this module's environment, and forgotten after it."""
-    _clear_caches()
-    yield
-    _clear_caches()
+    with function_environment(template.functions["RollupFunction"]):
+        yield
+    dynamodb.dynamodb_client.cache_clear()
 
 
 class Stack:
@@ -258,9 +226,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(stack_template: Template) -> Iterator[Stack]:
+def stack(template: Template) -> Iterator[Stack]:
     with mock_aws():
-        stack = Stack(stack_template)
+        stack = Stack(template)
         yield stack
         stack.assert_model_is_what_is_stored()
 
@@ -672,48 +640,18 @@ def test_top_users_are_exact_across_a_half_hour_dst_change(stack: Stack) -> None
 # ---------------------------------------------------------------- the rollup handler
 
 
-class _Context:
-    function_name = "RollupFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:RollupFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-    log_group_name = "/aws/lambda/RollupFunction"
-    log_stream_name = "2025/10/12/[$LATEST]0123456789abcdef"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 300_000
-
-
-def _load_rollup_handler() -> Any:
-    path = REPO_ROOT / "functions" / "rollup" / "app.py"
-    spec = importlib.util.spec_from_file_location("rollup_app_under_test", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _emf_metrics(stdout: str) -> list[dict[str, Any]]:
-    """The EMF documents printed on stdout: each as {name: value} plus its namespace."""
+    """The EMF documents printed on stdout: each as {name: value} plus its namespace and units."""
     found = []
-    for line in stdout.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and "_aws" in document:
-            directive = document["_aws"]["CloudWatchMetrics"][0]
-            names = [metric["Name"] for metric in directive["Metrics"]]
-            units = {metric["Name"]: metric.get("Unit") for metric in directive["Metrics"]}
-            values = {name: document[name] for name in names}
-            single = {
-                name: value[0] if isinstance(value, list) and len(value) == 1 else value
-                for name, value in values.items()
-            }
-            found.append({"namespace": directive["Namespace"], "units": units, **single})
+    for document in emf_documents(stdout):
+        directive = document["_aws"]["CloudWatchMetrics"][0]
+        units = {metric["Name"]: metric.get("Unit") for metric in directive["Metrics"]}
+        single = {
+            name: value[0] if isinstance(value, list) and len(value) == 1 else value
+            for name in units
+            for value in [document[name]]
+        }
+        found.append({"namespace": directive["Namespace"], "units": units, **single})
     return found
 
 
@@ -723,7 +661,7 @@ def _sample(name: str) -> dict[str, Any]:
 
 
 def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics(
-    stack: Stack, stack_template: Template, capsys: pytest.CaptureFixture[str]
+    stack: Stack, template: Template, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from aws_lambda_powertools.metrics.provider import cold_start
 
@@ -735,7 +673,7 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
     assert rule_event["detail-type"] == "Scheduled Event"
     assert set(scheduler_input) == {"time"}
     assert first_time < second_time
-    settle = timedelta(seconds=float(stack_template.functions["RollupFunction"].environment["ROLLUP_SETTLE_SECONDS"]))
+    settle = timedelta(seconds=float(template.functions["RollupFunction"].environment["ROLLUP_SETTLE_SECONDS"]))
     tenant_store().create_tenant(
         TenantRecord(tenant_id=TENANT, name="Sample", timezone="Europe/Kyiv", active=True, created_at=first_time),
         ApiKeyRecord(key_id="key_x", key_hash="0" * 64, role="tenant", tenant_id=TENANT, created_at=first_time),
@@ -744,16 +682,17 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
     first_batch = [stack.raw("u1", "login", utc("2025-10-11T21:00:00Z")), stack.raw("u2", "view", first_time)]
     stack.ingest(TENANT, first_batch, first_time - settle - timedelta(minutes=5))
     stack.ingest(TENANT, [stack.raw("u1", "edit", first_time)], first_time - settle + timedelta(seconds=1))
-    handler = _load_rollup_handler()
+    rollup_function = template.functions["RollupFunction"]
+    handler = load_function_module(rollup_function)
     if metrics.namespace is None:  # tracker.rest was imported before this environment was set
-        metrics.namespace = stack_template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
+        metrics.namespace = template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
     metrics.clear_metrics()
     cold_start.is_cold_start = False
     capsys.readouterr()
     # When the EventBridge rule's scheduled event, then the Scheduler's input, invoke the handler
-    first = handler.lambda_handler(rule_event, _Context())
+    first = handler.lambda_handler(rule_event, lambda_context(rollup_function))
     first_out = capsys.readouterr().out
-    second = handler.lambda_handler(scheduler_input, _Context())
+    second = handler.lambda_handler(scheduler_input, lambda_context(rollup_function))
     second_out = capsys.readouterr().out
     # Then each run counted what was received before its schedule's time (to the second) minus settle
     assert first["as_of"] == format_utc(first_time + timedelta(seconds=1) - settle)
@@ -764,7 +703,7 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
     daily = stats.daily(stats_aggregates(), stats.TenantClock(TENANT, KYIV, second_time), 2)
     assert [(i.date.isoformat(), i.count, i.users) for i in daily.items] == [("2025-10-11", 0, 0), ("2025-10-12", 3, 2)]
     # And the metrics were emitted as EMF on stdout
-    namespace = stack_template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
+    namespace = template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
     for out, report in ((first_out, first), (second_out, second)):
         (document,) = [d for d in _emf_metrics(out) if "RollupRuns" in d]
         assert document["namespace"] == namespace
@@ -864,11 +803,11 @@ def _wire(
 )
 @given(zones=st.tuples(st.sampled_from(ZONES), st.sampled_from(ZONES)), anchor=st.sampled_from(ANCHORS), plan=plans)
 def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
-    stack_template: Template, zones: tuple[str, str], anchor: datetime, plan: list[tuple[Any, ...]]
+    template: Template, zones: tuple[str, str], anchor: datetime, plan: list[tuple[Any, ...]]
 ) -> None:
     tenant_zones = {TENANT: ZoneInfo(zones[0]), OTHER: ZoneInfo(zones[1])}
     with mock_aws():
-        stack = Stack(stack_template)
+        stack = Stack(template)
         store = rollup_aggregates()
         # Given both tenants flag what breaks their plan: login earns 1, view 10 with amount a number
         stack.flagging = True
@@ -925,7 +864,8 @@ def test_every_statistic_equals_a_brute_force_count_over_the_stored_events(
                 stack.mark_counted()
                 # Then points, properties and violations are exact after the step, whatever its fault did
                 for tenant, zone in tenant_zones.items():
-                    check_catalog_statistics(stats_aggregates(), stack.reference(tenant, zone), USERS)
+                    if stats_aggregates().load_progress().snapshot(tenant)[1] is not None:  # a first run may crash
+                        check_catalog_statistics(stats_aggregates(), stack.reference(tenant, zone), USERS)
             # Then every answer was exact at its own as_of, and as_of never went back
             read()
             read()
