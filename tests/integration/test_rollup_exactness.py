@@ -48,10 +48,10 @@ from tracker.adapters.catalog_table import catalog_reader, event_type_store
 from tracker.adapters.events_table import event_store
 from tracker.adapters.tenants_table import tenant_store
 from tracker.aggregates import PropertyStats
+from tracker.catalog_models import EventTypeIn, EventTypePatch, PropertySpec
 from tracker.erasure import erase_user_aggregates
 from tracker.events import ingest_batch, prepare_event
 from tracker.local_calendar import local_hour_start
-from tracker.models import EventTypeIn, EventTypePatch, PropertySpec
 from tracker.records import ApiKeyRecord, EventTypeRecord, PropertyType, TenantRecord
 from tracker.rollup import RollupReport, run_rollup
 from tracker.timefmt import format_utc, parse_utc
