@@ -684,8 +684,6 @@ def test_the_rollup_handler_runs_on_both_schedule_shapes_and_reports_its_metrics
     stack.ingest(TENANT, [stack.raw("u1", "edit", first_time)], first_time - settle + timedelta(seconds=1))
     rollup_function = template.functions["RollupFunction"]
     handler = load_function_module(rollup_function)
-    if metrics.namespace is None:  # tracker.rest was imported before this environment was set
-        metrics.namespace = template.functions["RollupFunction"].environment["POWERTOOLS_METRICS_NAMESPACE"]
     metrics.clear_metrics()
     cold_start.is_cold_start = False
     capsys.readouterr()

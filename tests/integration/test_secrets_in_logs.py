@@ -293,6 +293,15 @@ def call_every_route(session: Session, tenant_id: str, api_key: str, name: str) 
         tenant_event(tenant_id, "GET", "/v1/stats/frequency", query={"from": "not-a-date"}),
         tenant_event(tenant_id, "GET", "/v1/stats/frequency"),
         tenant_event(tenant_id, "GET", "/v1/stats/actions/{action}/daily", path_parameters={"action": "login"}),
+        tenant_event(tenant_id, "GET", "/v1/users/{user_id}/points", path_parameters=user),
+        tenant_event(tenant_id, "GET", "/v1/stats/top-users", query={"by": "points"}),
+        tenant_event(
+            tenant_id,
+            "GET",
+            "/v1/stats/actions/{action}/properties/{property}/daily",
+            path_parameters={"action": "login", "property": "amount"},
+        ),
+        tenant_event(tenant_id, "GET", "/v1/stats/violations", query={"from": "not-a-date"}),
         tenant_event(tenant_id, "GET", "/v1/erasures/{erasure_id}", path_parameters={"erasure_id": "era_unknown"}),
         tenant_event(tenant_id, "GET", "/v1/tenants"),  # a tenant key on an admin route: 403
         tenant_event(tenant_id, "POST", "/v1/event-types", body={"name": "login", "points": 1}),
