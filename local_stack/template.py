@@ -6,14 +6,15 @@ would, with local stand-ins for what only CloudFormation knows: parameters take 
 (overridable), pseudo parameters are fixed local values, a resource's ``Ref`` is a plausible local
 physical name (``{stack}-{LogicalId}`` for a table) and ``Fn::GetAtt X.Arn`` a plausible ARN.
 
-Only what is used is resolved, so an intrinsic the local stack cannot know (an ``Fn::ImportValue``
-somewhere in an IAM policy, say) does not stop it. SAM's ``Globals`` are merged into each function as
+It knows the intrinsic functions ``template.yaml`` uses (``Ref``, ``Condition``, ``Fn::GetAtt``,
+``Fn::Sub``, ``Fn::Equals``, ``Fn::Not``); another one is a ``TemplateError`` naming it. Only what the
+local stack reads is resolved, so an intrinsic it cannot know (an ``Fn::ImportValue`` somewhere in an
+IAM policy, say) does not stop it. SAM's ``Globals`` are merged into each function as
 SAM does: maps merged key by key, lists concatenated (globals first), scalars overridden.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -280,28 +281,16 @@ class Resolver:
 
     def __init__(self, document: Mapping[str, Any], parameters: Mapping[str, Any], pseudo: Mapping[str, Any]) -> None:
         self.resources: dict[str, Any] = document.get("Resources") or {}
-        self._mappings: dict[str, Any] = document.get("Mappings") or {}
         self._condition_definitions: dict[str, Any] = document.get("Conditions") or {}
         self._conditions: dict[str, bool] = {}
         self._refs = {**pseudo, **parameters}
         self._naming: set[str] = set()
+        # Only the functions template.yaml uses: any other is a TemplateError naming it.
         self._functions: dict[str, Callable[[Any], Any]] = {
             "GetAtt": self._get_att,
             "Sub": self._sub,
-            "Join": lambda arg: str(self.resolve(arg[0])).join(cfn_string(v) for v in self.resolve(arg[1])),
-            "Select": lambda arg: self.resolve(arg[1])[int(self.resolve(arg[0]))],
-            "Split": lambda arg: str(self.resolve(arg[1])).split(str(self.resolve(arg[0]))),
-            "If": self._if,
             "Equals": lambda arg: cfn_string(self.resolve(arg[0])) == cfn_string(self.resolve(arg[1])),
-            "And": lambda arg: all(self._bool(v) for v in arg),
-            "Or": lambda arg: any(self._bool(v) for v in arg),
             "Not": lambda arg: not self._bool(_as_list(arg)[0]),
-            "FindInMap": self._find_in_map,
-            "ImportValue": self.resolve,  # the export's name: nothing to import locally
-            "Base64": lambda arg: base64.b64encode(str(self.resolve(arg)).encode()).decode(),
-            "GetAZs": lambda _arg: [f"{self._refs['AWS::Region']}{zone}" for zone in "abc"],
-            "ToJsonString": lambda arg: json.dumps(self.resolve(arg), separators=(",", ":")),
-            "Length": lambda arg: len(self.resolve(arg)),
         }
 
     def resolve(self, value: Any) -> Any:
@@ -407,17 +396,6 @@ class Resolver:
             return cfn_string(self.ref(name))
 
         return _SUB_VARIABLE.sub(replace, str(text))
-
-    def _if(self, argument: Any) -> Any:
-        name, when_true, when_false = argument
-        return self.resolve(when_true if self.condition(name) else when_false)
-
-    def _find_in_map(self, argument: Any) -> Any:
-        map_name, top_key, second_key = (str(self.resolve(part)) for part in argument[:3])
-        try:
-            return self.resolve(self._mappings[map_name][top_key][second_key])
-        except KeyError:
-            raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from None
 
     def _bool(self, value: Any) -> bool:
         resolved = self.resolve(value)
