@@ -13,7 +13,6 @@ from tracker.models import ResourceId, UserId
 from tracker.rest import (
     create_app,
     documented,
-    error_responses,
     lambda_entry,
     model_response,
     tenant_id_of,
@@ -29,10 +28,7 @@ app = create_app()
     "/v1/users/<user_id>",
     summary="Erase every event and per-user statistic of a user (in the background)",
     tags=["erasure"],
-    responses={
-        202: {"description": "Erasure started", "content": {"application/json": {"model": ErasureAccepted}}},
-        **error_responses(401, 403, 422, 429, 503),
-    },
+    responses=documented(ErasureAccepted, 401, 403, 422, 429, 503, status=202, description="Erasure started"),
 )
 def delete_user(user_id: Annotated[UserId, Path()]) -> Response[ErasureAccepted]:
     accepted = erasure.request_erasure(erasure_store(), tenant_id_of(app), user_id, start_erasure_worker)

@@ -28,10 +28,7 @@ ERRORS = (400, 401, 403, 422, 429, 503)
     "/v1/event-types",
     summary="Add an event type to the catalog",
     tags=["event types"],
-    responses={
-        201: {"description": "Created", "content": {"application/json": {"model": EventTypeOut}}},
-        **error_responses(409, 413, 415, *ERRORS),
-    },
+    responses=documented(EventTypeOut, 409, 413, 415, *ERRORS, status=201, description="Created"),
 )
 def create_event_type(request: Annotated[EventTypeIn, Body()]) -> Response[EventTypeOut]:
     return model_response(201, catalog.create_event_type(event_type_store(), tenant_id_of(app), request))

@@ -14,7 +14,6 @@ from tracker.profile_models import ExportAccepted, ExportOut
 from tracker.rest import (
     create_app,
     documented,
-    error_responses,
     lambda_entry,
     model_response,
     tenant_id_of,
@@ -30,10 +29,7 @@ app = create_app()
     "/v1/users/<user_id>/exports",
     summary="Export a user's profile and events as one NDJSON file (in the background)",
     tags=["exports"],
-    responses={
-        202: {"description": "Export started", "content": {"application/json": {"model": ExportAccepted}}},
-        **error_responses(401, 403, 422, 429, 503),
-    },
+    responses=documented(ExportAccepted, 401, 403, 422, 429, 503, status=202, description="Export started"),
 )
 def create_export(user_id: Annotated[UserId, Path()]) -> Response[ExportAccepted]:
     accepted = exports.request_export(profile_store(), tenant_id_of(app), user_id, start_export_worker)

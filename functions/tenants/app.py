@@ -32,10 +32,7 @@ TenantIdParam = Annotated[ResourceId, Path()]
     "/v1/tenants",
     summary="Create a tenant and its first API key (shown once)",
     tags=["tenants"],
-    responses={
-        201: {"description": "Created", "content": {"application/json": {"model": TenantCreated}}},
-        **error_responses(409, 415, *ADMIN_ERRORS),
-    },
+    responses=documented(TenantCreated, 409, 415, *ADMIN_ERRORS, status=201, description="Created"),
 )
 def create_tenant(request: Annotated[TenantCreate, Body()]) -> Response[TenantCreated]:
     return model_response(201, tenants.create_tenant(tenant_store(), usage_plans(), request))
@@ -68,10 +65,7 @@ def update_tenant(tenant_id: TenantIdParam, patch: Annotated[TenantPatch, Body()
     "/v1/tenants/<tenant_id>/keys",
     summary="Add a tenant key, or a publishable ingest key (rotation: old keys work until revoked)",
     tags=["tenants"],
-    responses={
-        201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}},
-        **error_responses(413, 415, *ADMIN_ERRORS),
-    },
+    responses=documented(ApiKeyCreated, 413, 415, *ADMIN_ERRORS, status=201, description="Created"),
 )
 def create_key(
     tenant_id: TenantIdParam, request: Annotated[KeyCreate | None, Body()] = None

@@ -71,10 +71,12 @@ def error_responses(*statuses: int) -> dict[int, Any]:
     }
 
 
-def documented(model: type[BaseModel], *error_statuses: int, status: int = 200) -> dict[int, Any]:
+def documented(
+    model: type[BaseModel], *error_statuses: int, status: int = 200, description: str = "OK"
+) -> dict[int, Any]:
     """OpenAPI ``responses``: the success answer with its model, and the errors (Powertools
     documents its default 200 only for a route that declares no responses)."""
-    success = {"description": "OK", "content": {content_types.APPLICATION_JSON: {"model": model}}}
+    success = {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
     return {status: success, **error_responses(*error_statuses)}
 
 
