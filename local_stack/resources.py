@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from local_stack.template import Resolver, Template, read_yaml
+from local_stack.template import Template
 
 KEY_TYPE = "AWS::KMS::Key"
 SECRET_TYPE = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
@@ -21,15 +21,7 @@ BUCKET_TYPE = "AWS::S3::Bucket"
 
 def _resources(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
     """Each resource of the type: its logical id -> (``name``, resolved properties but the key policy)."""
-    document = read_yaml(template.path)
-    pseudo = {
-        "AWS::Region": template.region,
-        "AWS::AccountId": template.account_id,
-        "AWS::StackName": template.stack_name,
-        "AWS::Partition": template.partition,
-        "AWS::URLSuffix": "amazonaws.com",
-    }
-    resolver = Resolver(document, template.parameters, pseudo)
+    resolver = template.resolver()
     found = {}
     for logical_id, resource in resolver.resources.items():
         if resource.get("Type") != resource_type or not resolver.exists(logical_id):

@@ -31,7 +31,7 @@ from typing import Any
 
 from local_stack.aws import client
 from local_stack.lambdas import InvokeResult
-from local_stack.template import FUNCTION_TYPES, Resolver, Template, TemplateError, read_yaml
+from local_stack.template import FUNCTION_TYPES, Template, TemplateError
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +39,6 @@ BUSY_POLL_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.1
 MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
 REMEMBERED_RECORDS = 10_000  # eventIDs kept to drop a record moto hands out twice
-
-
-def template_resolver(template: Template) -> tuple[dict[str, Any], Resolver]:
-    """The template's resources and a resolver with the same local stand-ins the template loader used."""
-    document = read_yaml(template.path)
-    pseudo = {
-        "AWS::Region": template.region,
-        "AWS::AccountId": template.account_id,
-        "AWS::StackName": template.stack_name,
-        "AWS::Partition": template.partition,
-        "AWS::URLSuffix": "amazonaws.com",
-        "AWS::NoValue": None,
-    }
-    resolver = Resolver(document, template.parameters, pseudo)
-    return resolver.resources, resolver
 
 
 @dataclass(frozen=True)
@@ -71,7 +56,8 @@ class StreamMapping:
 
 def stream_mappings(template: Template) -> list[StreamMapping]:
     """Every ``Type: DynamoDB`` event of the template's functions on a table of the template."""
-    resources, resolver = template_resolver(template)
+    resolver = template.resolver()
+    resources = resolver.resources
     mappings = []
     for logical_id, resource in resources.items():
         if resource.get("Type") not in FUNCTION_TYPES or logical_id not in template.functions:

@@ -247,6 +247,11 @@ class Template:
     """Logical id -> ContentUri directory of each ``AWS::Serverless::LayerVersion``."""
     api: ApiSpec | None
 
+    def resolver(self) -> Resolver:
+        """A resolver of the template's intrinsics with the stand-ins its specs were made with, for the
+        resources the specs do not cover (streams, the WebSocket API, secrets, buckets)."""
+        return Resolver(read_yaml(self.path), self.parameters, pseudo_parameters(self.region))
+
     @property
     def root(self) -> Path:
         return self.path.parent
@@ -460,6 +465,19 @@ def _strip_quotes(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
 
 
+def pseudo_parameters(region: str) -> dict[str, Any]:
+    """CloudFormation's pseudo parameters, as the local stack's stand-ins."""
+    return {
+        "AWS::Region": region,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::StackName": STACK_NAME,
+        "AWS::StackId": f"arn:{PARTITION}:cloudformation:{region}:{ACCOUNT_ID}:stack/{STACK_NAME}/local",
+        "AWS::Partition": PARTITION,
+        "AWS::URLSuffix": URL_SUFFIX,
+        "AWS::NotificationARNs": [],
+    }
+
+
 class _Loader:
     """Builds the specs of one template; holds what they share (the resolver, Globals, paths)."""
 
@@ -468,15 +486,7 @@ class _Loader:
         self.document = read_yaml(path)
         self.parameters = _parameters(self.document, parameters)
         region = region or os.environ.get("AWS_REGION") or DEFAULT_REGION
-        self.pseudo: dict[str, Any] = {
-            "AWS::Region": region,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::StackName": STACK_NAME,
-            "AWS::StackId": f"arn:{PARTITION}:cloudformation:{region}:{ACCOUNT_ID}:stack/{STACK_NAME}/local",
-            "AWS::Partition": PARTITION,
-            "AWS::URLSuffix": URL_SUFFIX,
-            "AWS::NotificationARNs": [],
-        }
+        self.pseudo = pseudo_parameters(region)
         self.resolver = Resolver(self.document, self.parameters, self.pseudo)
         self.globals: dict[str, Any] = self.document.get("Globals") or {}
         self.default_authorizer: str | None = None  # set by api()

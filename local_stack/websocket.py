@@ -42,7 +42,7 @@ from websockets.http11 import Request, Response
 
 from local_stack.httpserver import HttpRequest, HttpResponse, make_server, serve_in_thread
 from local_stack.lambdas import InvokeResult
-from local_stack.streams import StreamPoller, template_resolver
+from local_stack.streams import StreamPoller
 from local_stack.template import Template, TemplateError
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class WebSocketSpec:
 
 def websocket_spec(template: Template) -> WebSocketSpec | None:
     """The template's one WebSocket API, its stage and the function behind each route; None when it has none."""
-    resources, resolver = template_resolver(template)
+    resolver = template.resolver()
+    resources = resolver.resources
 
     def of_type(resource_type: str) -> dict[str, dict[str, Any]]:
         return {
